@@ -1,4 +1,4 @@
-"""The compiled descriptors of proto/ must equal Pug's wire contract (shared/pug-api/contract.json)."""
+"""The compiled descriptors of proto/ must equal Pug's wire contract (pug-api/contract.json)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 from google.protobuf import descriptor_pb2, json_format
-from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.descriptor import FileDescriptor
+from google.protobuf.descriptor import FieldDescriptor, FileDescriptor
 
 from tests._protos import CONTRACT, import_pb2, proto_files
 
 pytestmark = pytest.mark.skipif(
-    not CONTRACT.exists(), reason=f"contract not found at {CONTRACT} (only the Pug API checkout has it)"
+    not CONTRACT.exists(),
+    reason=f"contract not found at {CONTRACT} (only the Pug API checkout has it)",
 )
 
 _SCALARS = {
@@ -159,7 +159,9 @@ def _file(fd: FileDescriptor) -> dict[str, Any]:
                 if mproto.server_streaming:
                     entry["server_streaming"] = True
                 methods.append(entry)
-            services.append({"name": service.name, "full_name": service.full_name, "methods": methods})
+            services.append(
+                {"name": service.name, "full_name": service.full_name, "methods": methods}
+            )
         out["services"] = services
     return out
 
@@ -198,5 +200,5 @@ def test_file_matches_contract(proto_file: str) -> None:
         exp = {i["name"]: i for i in expected.get(key, [])}
         act = {i["name"]: i for i in actual.get(key, [])}
         assert sorted(act) == sorted(exp), f"{proto_file}: {key} differ"
-        for name in exp:
-            assert act[name] == exp[name], f"{proto_file}: {key[:-1]} {name} differs"
+        for name, wanted in exp.items():
+            assert act[name] == wanted, f"{proto_file}: {key[:-1]} {name} differs"
