@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class CustomersServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """The signed-in user's account.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -47,16 +48,19 @@ class CustomersServiceStub:
 
 
 class CustomersServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The signed-in user's account.
+    """
 
     def GetMe(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns the signed-in user's account details.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SetPassword(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Sets the signed-in user's password.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -83,7 +87,8 @@ def add_CustomersServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class CustomersService:
-    """Missing associated documentation comment in .proto file."""
+    """The signed-in user's account.
+    """
 
     @staticmethod
     def GetMe(request,

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class DashboardsServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Creates, edits, lists and renders dashboards.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -72,46 +73,57 @@ class DashboardsServiceStub:
 
 
 class DashboardsServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Creates, edits, lists and renders dashboards.
+    """
 
     def Create(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creates an empty dashboard (no tiles) and returns it.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Delete(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Deletes a dashboard.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Get(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns a dashboard with its tiles.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def List(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists the project's dashboards (not paged).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Update(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Updates a dashboard's name, description, defaults and public sharing, and returns it.
+        The request carries no tiles; use Upsert to change them.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Upsert(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creates the dashboard with the given id, or replaces it if it exists, including its tiles
+        (at most 100), and returns it.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def QueryDashboard(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Renders a dashboard: returns every tile, each insight tile with its query result or an
+        error message. The dashboard's default time range and granularity can be overridden.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -163,7 +175,8 @@ def add_DashboardsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class DashboardsService:
-    """Missing associated documentation comment in .proto file."""
+    """Creates, edits, lists and renders dashboards.
+    """
 
     @staticmethod
     def Create(request,

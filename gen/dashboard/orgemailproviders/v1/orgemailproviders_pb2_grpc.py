@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class OrgEmailProvidersServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """An organisation's email provider settings.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -57,28 +58,34 @@ class OrgEmailProvidersServiceStub:
 
 
 class OrgEmailProvidersServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """An organisation's email provider settings.
+    """
 
     def Get(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns the organisation's provider settings, with the secret redacted.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Set(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Sets the organisation's provider (SMTP or Resend) and sender addresses.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Remove(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Removes the organisation's provider settings.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SendTest(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Sends a test email through the configured provider. Whether it worked is reported in
+        the reply (`success`, `error_message`).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -115,7 +122,8 @@ def add_OrgEmailProvidersServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class OrgEmailProvidersService:
-    """Missing associated documentation comment in .proto file."""
+    """An organisation's email provider settings.
+    """
 
     @staticmethod
     def Get(request,

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class OrgsServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Organisations, members and invitations, as seen by the signed-in user.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -97,76 +98,89 @@ class OrgsServiceStub:
 
 
 class OrgsServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Organisations, members and invitations, as seen by the signed-in user.
+    """
 
     def List(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists the organisations the signed-in user belongs to (not paged).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Get(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns one organisation.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateDisplayName(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Renames an organisation and returns it.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListMembers(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists the members of an organisation (not paged).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RemoveMember(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Removes a member from an organisation.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def InviteMember(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Invites an email address to join an organisation with a role; returns the invitation.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ResendInvite(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Sends an existing invitation again; returns it.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RevokeInvite(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Withdraws an invitation.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListInvitations(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists the invitations of an organisation (not paged).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Create(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creates an organisation and returns it.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Leave(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Removes the signed-in user from an organisation.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateMemberRole(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Changes a member's role and returns the updated member.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -243,7 +257,8 @@ def add_OrgsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class OrgsService:
-    """Missing associated documentation comment in .proto file."""
+    """Organisations, members and invitations, as seen by the signed-in user.
+    """
 
     @staticmethod
     def List(request,

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class ProjectsServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Projects and their API keys.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -82,58 +83,69 @@ class ProjectsServiceStub:
 
 
 class ProjectsServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Projects and their API keys.
+    """
 
     def BatchGet(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists the projects of an organisation (not paged).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Create(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creates a project in an organisation and returns it.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Delete(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Deletes the project named by `x-project-id`.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Get(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns the project named by `x-project-id`.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateMeta(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Updates the name and reporting time zone of the project named by `x-project-id`.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateFCMServiceJSON(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Stores the Firebase Cloud Messaging service JSON of the project named by `x-project-id`.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListApiKeys(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists the API keys of the project named by `x-project-id`.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateApiKey(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creates a public (`pub_`) or private (`prv_`) API key for the project named by
+        `x-project-id`. The reply carries the full key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteApiKey(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Deletes an API key of the project named by `x-project-id`.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -195,7 +207,8 @@ def add_ProjectsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ProjectsService:
-    """Missing associated documentation comment in .proto file."""
+    """Projects and their API keys.
+    """
 
     @staticmethod
     def BatchGet(request,

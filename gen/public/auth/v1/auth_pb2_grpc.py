@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class AuthServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Signs users in, refreshes sessions and signs users out.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -72,46 +73,56 @@ class AuthServiceStub:
 
 
 class AuthServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Signs users in, refreshes sessions and signs users out.
+    """
 
     def SignInWithEmail(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Signs in with email and password; returns an access JWT and a refresh token.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RequestMagicLink(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Asks for a sign-in link to be emailed to the address. Returns nothing.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CompleteMagicLink(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Exchanges the token from a magic link for an access JWT and a refresh token.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CompleteOAuthSignIn(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Signs in with a credential obtained from an OAuth provider; returns an access JWT and a
+        refresh token.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RefreshSession(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Trades a refresh token for a new access JWT and refresh token.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SignOut(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Revokes a refresh token.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DemoSignIn(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Signs in to a demo account; returns an access JWT, a refresh token and the id of the
+        demo project.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -163,7 +174,8 @@ def add_AuthServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AuthService:
-    """Missing associated documentation comment in .proto file."""
+    """Signs users in, refreshes sessions and signs users out.
+    """
 
     @staticmethod
     def SignInWithEmail(request,

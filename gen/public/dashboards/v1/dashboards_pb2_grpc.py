@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class SharedDashboardsServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Reads publicly shared dashboards.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -42,10 +43,13 @@ class SharedDashboardsServiceStub:
 
 
 class SharedDashboardsServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Reads publicly shared dashboards.
+    """
 
     def Query(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Renders the shared dashboard: every tile, with the query result or error of each insight
+        tile.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -67,7 +71,8 @@ def add_SharedDashboardsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SharedDashboardsService:
-    """Missing associated documentation comment in .proto file."""
+    """Reads publicly shared dashboards.
+    """
 
     @staticmethod
     def Query(request,

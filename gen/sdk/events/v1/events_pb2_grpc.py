@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class EventsServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Ingests analytics events.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -42,10 +43,15 @@ class EventsServiceStub:
 
 
 class EventsServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Ingests analytics events.
+    """
 
     def BatchCreate(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Records up to 1,000 events in one request. If any event breaks a validation rule the whole
+        request fails with INVALID_ARGUMENT. Otherwise the reply counts
+        accepted and dropped events; a drop is not an error. Events are identified by `event_id`,
+        so a retried request must reuse the same ids.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -67,7 +73,8 @@ def add_EventsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class EventsService:
-    """Missing associated documentation comment in .proto file."""
+    """Ingests analytics events.
+    """
 
     @staticmethod
     def BatchCreate(request,

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class ProfilesSDKServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Writes profiles from SDKs.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -42,10 +43,16 @@ class ProfilesSDKServiceStub:
 
 
 class ProfilesSDKServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Writes profiles from SDKs.
+    """
 
     def Identify(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creates or updates the profile for `external_id`. `traits` are merged shallowly into the
+        stored properties (top-level keys only; new values win). With an `anonymous_id`, the
+        anonymous profile is merged into the identified one and then removed (there is no
+        separate Alias call). The write is applied asynchronously: a read right after Identify may
+        not see it yet.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -67,7 +74,8 @@ def add_ProfilesSDKServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ProfilesSDKService:
-    """Missing associated documentation comment in .proto file."""
+    """Writes profiles from SDKs.
+    """
 
     @staticmethod
     def Identify(request,

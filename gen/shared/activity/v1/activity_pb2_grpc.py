@@ -27,7 +27,8 @@ if _version_not_supported:
 
 
 class ActivityServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Reads recorded events and per-person activity.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -68,40 +69,49 @@ class ActivityServiceStub:
 
 
 class ActivityServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Reads recorded events and per-person activity.
+    """
 
     def GetActivityFeed(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns one page of the events of one person (`distinct_id`), optionally narrowed by
+        session, time window and filters. Paged with `page_size` / `page_token`.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetEventExplorer(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns one page of events across the project, optionally narrowed to a person, session,
+        time window and filters. Paged with `page_size` / `page_token`.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetFilterSchema(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists the event kinds and property keys known for the project, for building filters.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetPropertyValues(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists values seen for one property key, e.g. to suggest filter values.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetActivityHeatmap(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns per-day event counts for one person.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetProfileStats(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns a summary of one person's activity, a per-day heatmap and their properties.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -148,7 +158,8 @@ def add_ActivityServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ActivityService:
-    """Missing associated documentation comment in .proto file."""
+    """Reads recorded events and per-person activity.
+    """
 
     @staticmethod
     def GetActivityFeed(request,

@@ -27,7 +27,8 @@ if _version_not_supported:
 
 
 class InsightsServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Runs insight queries and supporting look-ups.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -58,28 +59,34 @@ class InsightsServiceStub:
 
 
 class InsightsServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Runs insight queries and supporting look-ups.
+    """
 
     def Query(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Runs one insight query over a time window and returns the result for its insight type.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SegmentUsers(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns one page of the distinct ids of people matching the given events and filters in
+        a time window. Paged with `page_size` / `page_token`.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetFilterSchema(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists the event kinds and property keys known for the project, for building queries.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetPropertyValues(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists values seen for one property key, e.g. to suggest filter values.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -116,7 +123,8 @@ def add_InsightsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class InsightsService:
-    """Missing associated documentation comment in .proto file."""
+    """Runs insight queries and supporting look-ups.
+    """
 
     @staticmethod
     def Query(request,

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class ProfilesServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Reads and deletes profiles.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -67,40 +68,51 @@ class ProfilesServiceStub:
 
 
 class ProfilesServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Reads and deletes profiles.
+    """
 
     def Get(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns the profile with the given Pug profile id.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetByExternalId(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns the profile with the given external id (the id sent to Identify).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def List(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists profiles matching optional filter groups. Server-streaming: each message is one page
+        (`profiles`, `next_page_token`); a later call can resume with `page_token`.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Delete(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Requests deletion of the profile with the given Pug profile id. The reply carries the id and
+        status of the deletion request; follow it with GetDeletionRequest.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteDataSubject(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Requests deletion of all data of the person with the given external id (a data-subject
+        deletion request). The reply carries the id and status of the deletion request; follow it
+        with GetDeletionRequest.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetDeletionRequest(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns the state of a deletion request made by Delete or DeleteDataSubject.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -147,7 +159,8 @@ def add_ProfilesServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ProfilesService:
-    """Missing associated documentation comment in .proto file."""
+    """Reads and deletes profiles.
+    """
 
     @staticmethod
     def Get(request,
