@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import catalog
 from google.protobuf import (
     descriptor_pb2,
     duration_pb2,
@@ -53,7 +54,7 @@ def plugin(name: str) -> str:
     return found
 
 
-def run_protoc(out: Path, descriptor_set: Path) -> None:
+def run_protoc(out: Path, descriptor_set: Path, compiled: Path) -> None:
     import grpc_tools
     from grpc_tools import protoc
 
@@ -70,6 +71,9 @@ def run_protoc(out: Path, descriptor_set: Path) -> None:
         f"--grpc_python_out={out}",
         f"--mypy_out={out}",
         f"--mypy_grpc_out={out}",
+        f"--descriptor_set_out={compiled}",
+        "--include_imports",
+        "--include_source_info",
         VALIDATE_PROTO,
         *sources,
     ]
@@ -97,7 +101,10 @@ def generate(out: Path) -> None:
         fds.write_bytes(validate_descriptor_set())
         raw = tmp / "raw"
         raw.mkdir()
-        run_protoc(raw, fds)
+        compiled = tmp / "compiled.binpb"
+        run_protoc(raw, fds, compiled)
+        events = catalog.collect(descriptor_pb2.FileDescriptorSet.FromString(compiled.read_bytes()))
+        (raw / "catalog.py").write_text(catalog.render(events))
         staged = tmp / "gen"
         staged.mkdir()
         for path in sorted(raw.rglob("*")):
