@@ -1,0 +1,166 @@
+"""API-key checks, secret masking and the channel-level credentials interceptor.
+
+Credentials travel as gRPC metadata added by one interceptor on the channel, so every stub built
+on that channel carries them and no call site can forget them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
+
+import grpc
+
+if TYPE_CHECKING:
+    from grpc import _CallFuture, _CallIterator, _Metadata
+
+__all__ = ["CredentialsInterceptor", "check_api_key", "mask"]
+
+_KEY_PREFIXES = ("pub_", "prv_")
+_MIN_REVEAL_LEN = 9
+"""Secrets shorter than this are masked whole: showing four characters of them reveals too much."""
+
+_API_KEY_HEADER = "x-api-key"
+_AUTHORIZATION_HEADER = "authorization"
+_PROJECT_HEADER = "x-project-id"
+
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+
+
+def mask(secret: str | None) -> str:
+    """Return a loggable stand-in for a secret: ``****`` plus its last four characters."""
+    if not secret:
+        return "<none>"
+    if len(secret) < _MIN_REVEAL_LEN:
+        return "****"
+    return "****" + secret[-4:]
+
+
+def check_api_key(key: str) -> str:
+    """Return ``key`` when it looks like a Pug API key, else raise ``ValueError``.
+
+    The message names the key only through :func:`mask`, so it is safe to log or show.
+    """
+    if not isinstance(key, str):
+        raise ValueError(f"the API key must be a string, not {type(key).__name__}")
+    if not key:
+        raise ValueError("an API key is required (pass api_key=... or set PUG_API_KEY)")
+    if not key.startswith(_KEY_PREFIXES):
+        raise ValueError(f"the API key {mask(key)} must start with 'pub_' or 'prv_'")
+    if len(key) == len("pub_"):
+        raise ValueError("the API key has a prefix but nothing after it")
+    if not key.isascii() or not key.isprintable() or any(c.isspace() for c in key):
+        # gRPC metadata values must be printable ASCII; a pasted newline is the usual culprit.
+        raise ValueError(f"the API key {mask(key)} contains whitespace or non-ASCII characters")
+    return key
+
+
+class _CallDetailsTuple(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: _Metadata | None
+    credentials: grpc.CallCredentials | None
+    wait_for_ready: bool | None
+    compression: grpc.Compression | None
+
+
+class _CallDetails(_CallDetailsTuple, grpc.ClientCallDetails):
+    """Concrete call details: grpc only ships the abstract class."""
+
+
+class CredentialsInterceptor(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Add the configured credential headers to every call on a channel.
+
+    ``x-api-key`` carries an API key; ``authorization: Bearer <token>`` carries the JWT returned by
+    ``access_token()`` at call time (so a refreshed token is picked up without rebuilding the
+    channel; ``None`` means "no token now"); ``x-project-id`` is added when a project id is set.
+    Each configured credential is sent. A header the call already carries in its own metadata is
+    kept as is (a per-call override), never duplicated.
+    """
+
+    __slots__ = ("_access_token", "_api_key", "_project_id", "_static")
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        access_token: Callable[[], str | None] | None = None,
+        project_id: str | None = None,
+    ) -> None:
+        self._api_key = check_api_key(api_key) if api_key is not None else None
+        self._access_token = access_token
+        self._project_id = project_id or None
+        static: list[tuple[str, str]] = []
+        if self._api_key is not None:
+            static.append((_API_KEY_HEADER, self._api_key))
+        if self._project_id is not None:
+            static.append((_PROJECT_HEADER, self._project_id))
+        self._static = tuple(static)
+
+    def __repr__(self) -> str:
+        token = "<callable>" if self._access_token is not None else "<none>"
+        return (
+            f"CredentialsInterceptor(api_key={mask(self._api_key)!r}, access_token={token}, "
+            f"project_id={self._project_id!r})"
+        )
+
+    def _headers(self) -> list[tuple[str, str]]:
+        headers = list(self._static)
+        if self._access_token is not None:
+            token = self._access_token()
+            if token:
+                headers.append((_AUTHORIZATION_HEADER, "Bearer " + token))
+        return headers
+
+    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        existing: _Metadata = tuple(details.metadata or ())
+        present = {key.lower() for key, _ in existing}
+        added = tuple((k, v) for k, v in self._headers() if k not in present)
+        if not added:
+            return details
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            existing + added,
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.ClientCallDetails, _Req], _CallFuture[_Resp]],
+        client_call_details: grpc.ClientCallDetails,
+        request: _Req,
+    ) -> _CallFuture[_Resp]:
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(
+        self,
+        continuation: Callable[[grpc.ClientCallDetails, _Req], _CallIterator[_Resp]],
+        client_call_details: grpc.ClientCallDetails,
+        request: _Req,
+    ) -> _CallIterator[_Resp]:
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_stream_unary(
+        self,
+        continuation: Callable[[grpc.ClientCallDetails, Iterator[_Req]], _CallFuture[_Resp]],
+        client_call_details: grpc.ClientCallDetails,
+        request_iterator: Iterator[_Req],
+    ) -> _CallFuture[_Resp]:
+        return continuation(self._details(client_call_details), request_iterator)
+
+    def intercept_stream_stream(
+        self,
+        continuation: Callable[[grpc.ClientCallDetails, Iterator[_Req]], _CallIterator[_Resp]],
+        client_call_details: grpc.ClientCallDetails,
+        request_iterator: Iterator[_Req],
+    ) -> _CallIterator[_Resp]:
+        return continuation(self._details(client_call_details), request_iterator)

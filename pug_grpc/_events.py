@@ -1,0 +1,175 @@
+"""Event ids, timestamps and the building of ``sdk.events.v1.Event`` messages.
+
+The caller's thread only records a light tuple (:data:`RawEvent`); the worker turns tuples into
+protobuf messages, assigning ids once so that every retry resends the same ``event_id``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import math
+import os
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+from pug_grpc._properties import (
+    NS_PER_S,
+    Scalar,
+    datetime_to_ns,
+    fill_property_value,
+    in_timestamp_range,
+    normalize_properties,
+)
+from pug_grpc._version import __version__
+from pug_grpc.gen.sdk.events.v1 import events_pb2
+
+__all__ = [
+    "AUTO_PROPERTIES",
+    "RawEvent",
+    "build_event",
+    "build_events",
+    "new_anonymous_id",
+    "new_session_id",
+    "timestamp_ns",
+    "uuid7",
+]
+
+LIB_NAME: Final = "pug-grpc"
+AUTO_PROPERTIES: Final[Mapping[str, str]] = {
+    "$lib": LIB_NAME,
+    "$sdkVersion": __version__,
+    "$platform": "server",
+}
+"""Sent with every event. ``$ip`` is never among them: the visitor IP is not ours to send."""
+
+RawEvent = tuple[str | None, str, str, str, int, Mapping[Any, Any] | None]
+"""``(event_id or None, kind, distinct_id, session_id, occur_time_ns, properties or None)``."""
+
+_VERSION_7: Final = 0x7 << 76
+_VARIANT: Final = 0b10 << 62
+_RAND_A: Final = (1 << 12) - 1
+_RAND_B: Final = (1 << 62) - 1
+_MS_MASK: Final = (1 << 48) - 1
+
+
+def _format_uuid(value: int) -> str:
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def uuid7(now_ns: int | None = None, random_bytes: bytes | None = None) -> str:
+    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then 74 random bits.
+
+    Time-ordered ids keep the server's event index append-friendly.
+    """
+    ns = time.time_ns() if now_ns is None else now_ns
+    rnd = int.from_bytes(os.urandom(10) if random_bytes is None else random_bytes[:10], "big")
+    ms = (ns // 1_000_000) & _MS_MASK
+    value = (ms << 80) | _VERSION_7 | (((rnd >> 62) & _RAND_A) << 64) | _VARIANT | (rnd & _RAND_B)
+    return _format_uuid(value)
+
+
+def uuid7_batch(count: int, now_ns: int | None = None) -> list[str]:
+    """``count`` UUIDv7 ids from one clock read and one ``os.urandom`` call."""
+    ns = time.time_ns() if now_ns is None else now_ns
+    pool = os.urandom(10 * count)
+    return [uuid7(ns, pool[i * 10 : i * 10 + 10]) for i in range(count)]
+
+
+def new_session_id() -> str:
+    """A fresh session id: one per client (and per process after a fork)."""
+    return str(uuid.uuid4())
+
+
+def new_anonymous_id() -> str:
+    """A fresh anonymous id (``anon-`` + a UUIDv7) for :meth:`Pug.alias` and ``identify``."""
+    return "anon-" + uuid7()
+
+
+def timestamp_ns(value: object) -> int:
+    """Nanoseconds since the epoch for a caller's timestamp; raises ``ValueError`` when invalid.
+
+    Accepts an aware ``datetime`` (a naive one means UTC) or epoch seconds as ``int``/``float``.
+    Values outside the protobuf ``Timestamp`` range (years 1 to 9999) are refused rather than
+    reinterpreted (milliseconds passed as seconds land there).
+    """
+    if isinstance(value, dt.datetime):
+        ns = datetime_to_ns(value)
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        kind = type(value).__name__
+        raise ValueError(f"timestamp must be a datetime or epoch seconds, not {kind}")
+    elif isinstance(value, int):
+        ns = value * NS_PER_S
+    else:
+        if not math.isfinite(value):
+            raise ValueError("timestamp must be finite")
+        whole = math.floor(value)
+        ns = int(whole) * NS_PER_S + round((value - whole) * NS_PER_S)
+    if not in_timestamp_range(ns):
+        raise ValueError("timestamp is outside the supported range (years 1 to 9999)")
+    return ns
+
+
+def _fill_auto(event: events_pb2.Event) -> None:
+    auto = event.auto_properties
+    for key, text in AUTO_PROPERTIES.items():
+        auto[key].string_value = text
+
+
+def build_event(raw: RawEvent, event_id: str) -> events_pb2.Event:
+    """The wire message for one queued event; ``event_id`` is used when the caller gave none."""
+    given_id, kind, distinct_id, session_id, occur_ns, properties = raw
+    event = events_pb2.Event(
+        event_id=given_id or event_id,
+        kind=kind,
+        distinct_id=distinct_id,
+        session_id=session_id,
+    )
+    seconds, nanos = divmod(occur_ns, NS_PER_S)
+    occur = event.occur_time
+    occur.seconds = seconds
+    occur.nanos = nanos
+    _fill_auto(event)
+    if properties:
+        normalized: dict[str, Scalar] = normalize_properties(properties)
+        custom = event.custom_properties
+        for key, value in normalized.items():
+            fill_property_value(custom[key], value)
+    return event
+
+
+def build_events(
+    raws: Sequence[RawEvent], *, new_ids: Callable[[int], list[str]] = uuid7_batch
+) -> list[events_pb2.Event]:
+    """Wire messages for a batch, with fresh UUIDv7 ids for events that came without one."""
+    ids = new_ids(len(raws))
+    return [build_event(raw, ids[i]) for i, raw in enumerate(raws)]
+
+
+def best_effort_event(
+    *,
+    event_id: object,
+    kind: object,
+    distinct_id: object,
+    session_id: object,
+    occur_ns: int | None,
+) -> events_pb2.Event:
+    """An ``Event`` carrying whatever fields of a refused call can be represented (for reports)."""
+    event = events_pb2.Event()
+    for name, value in (
+        ("event_id", event_id),
+        ("kind", kind),
+        ("distinct_id", distinct_id),
+        ("session_id", session_id),
+    ):
+        if isinstance(value, str | uuid.UUID) and str(value):
+            with contextlib.suppress(TypeError, ValueError):
+                setattr(event, name, str(value))
+    if occur_ns is not None:
+        seconds, nanos = divmod(occur_ns, NS_PER_S)
+        event.occur_time.seconds = seconds
+        event.occur_time.nanos = nanos
+    return event

@@ -1,0 +1,299 @@
+"""Python values to Pug property values (``common.v1.PropertyValue``) and profile traits.
+
+A property value on the wire is a string (at most 1,024 code points), an int64, a finite double,
+a bool or a timestamp. Everything a caller passes is mapped onto one of these or dropped with a
+warning naming the key (never the value, which may be personal data); nothing here raises.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import logging
+import math
+import numbers
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import PurePath
+from typing import Any, Final
+
+from google.protobuf import struct_pb2
+
+from pug_grpc.gen.common.v1 import property_value_pb2
+
+__all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
+    "MAX_STRING_LEN",
+    "Instant",
+    "Scalar",
+    "datetime_to_ns",
+    "fill_property_value",
+    "format_duration",
+    "normalize_properties",
+    "normalize_value",
+    "to_struct",
+]
+
+_log = logging.getLogger("pug_grpc.properties")
+
+MAX_STRING_LEN: Final = 1024
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+NS_PER_S: Final = 1_000_000_000
+MIN_TIMESTAMP_NS: Final = -62_135_596_800 * NS_PER_S  # 0001-01-01T00:00:00Z
+MAX_TIMESTAMP_NS: Final = 253_402_300_800 * NS_PER_S - 1  # 9999-12-31T23:59:59.999999999Z
+_SAFE_DOUBLE_INT: Final = 2**53
+_MAX_DEPTH: Final = 32
+
+_UTC = dt.UTC
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
+
+
+class Instant(int):
+    """Nanoseconds since the Unix epoch, marking a value to send as a timestamp."""
+
+    __slots__ = ()
+
+
+Scalar = str | int | float | bool | Instant
+"""A normalized property value: its exact type picks the ``PropertyValue`` case."""
+
+
+class _DropError(Exception):
+    """Internal: the value cannot be sent; the message says why (logged by the caller)."""
+
+
+def datetime_to_ns(value: dt.datetime) -> int:
+    """Nanoseconds since the epoch for ``value``; a naive datetime is taken as UTC."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        value = value.replace(tzinfo=_UTC)
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
+
+
+def in_timestamp_range(ns: int) -> bool:
+    """Say whether ``ns`` fits a ``google.protobuf.Timestamp`` (years 1 to 9999)."""
+    return MIN_TIMESTAMP_NS <= ns <= MAX_TIMESTAMP_NS
+
+
+def format_duration(value: dt.timedelta) -> str:
+    """The package's canonical duration text: seconds with a trailing ``s`` (``"1.5s"``)."""
+    micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+    sign = "-" if micros < 0 else ""
+    whole, frac = divmod(abs(micros), 1_000_000)
+    text = f"{whole}.{frac:06d}".rstrip("0").rstrip(".") if frac else str(whole)
+    return f"{sign}{text}s"
+
+
+def _valid_text(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _clip(key: str, text: str) -> str:
+    if len(text) > MAX_STRING_LEN:
+        _log.warning(
+            "property %r: string of %d characters truncated to %d",
+            key,
+            len(text),
+            MAX_STRING_LEN,
+        )
+        text = text[:MAX_STRING_LEN]
+    if not _valid_text(text):
+        raise _DropError("string is not valid Unicode text (lone surrogate)")
+    return text
+
+
+def _int(key: str, value: int) -> int | str:
+    if INT64_MIN <= value <= INT64_MAX:
+        return value
+    _log.warning("property %r: integer outside int64 sent as a string", key)
+    return str(value)
+
+
+def _float(value: float) -> float:
+    if math.isfinite(value):
+        return value
+    raise _DropError("NaN and infinity are not property values")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return format_duration(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Decimal | uuid.UUID | PurePath | Fraction):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        try:
+            return sorted(value)
+        except TypeError:
+            return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _json(key: str, value: Any) -> str:
+    try:
+        text = json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
+        )
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise _DropError(f"cannot be encoded as JSON ({exc.__class__.__name__})") from None
+    return _clip(key, text)
+
+
+def _slow(key: str, value: Any) -> Scalar:
+    if isinstance(value, enum.Enum):
+        inner = value.value
+        if isinstance(inner, str | int | float):
+            return normalize_value(key, inner)
+        return _clip(key, value.name)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str):
+        return _clip(key, str(value))
+    if isinstance(value, dt.datetime):
+        ns = datetime_to_ns(value)
+        if not in_timestamp_range(ns):
+            raise _DropError("datetime outside the timestamp range")
+        return Instant(ns)
+    if isinstance(value, dt.date):
+        return Instant(datetime_to_ns(dt.datetime(value.year, value.month, value.day, tzinfo=_UTC)))
+    if isinstance(value, dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return format_duration(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise _DropError("NaN and infinity are not property values")
+        if value == value.to_integral_value() and INT64_MIN <= value <= INT64_MAX:
+            return int(value)
+        return _float(float(value))
+    if isinstance(value, numbers.Integral):
+        return _int(key, int(value))
+    if isinstance(value, numbers.Real):
+        return _float(float(value))
+    if isinstance(value, uuid.UUID | PurePath):
+        return str(value)
+    if isinstance(value, list | tuple | dict | set | frozenset):
+        return _json(key, value)
+    raise _DropError(f"{type(value).__name__} is not a supported property type")
+
+
+def normalize_value(key: str, value: Any) -> Scalar:
+    """Map one property value onto a sendable scalar; raises ``_DropError`` when there is none."""
+    kind = type(value)
+    if kind is str:
+        return _clip(key, value)
+    if kind is bool:
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        return _int(key, value)
+    if kind is float:
+        return _float(value)
+    return _slow(key, value)
+
+
+def normalize_properties(properties: Mapping[Any, Any]) -> dict[str, Scalar]:
+    """Custom properties ready for the wire; bad keys and values are dropped with a warning."""
+    out: dict[str, Scalar] = {}
+    for key, value in properties.items():
+        if value is None:
+            continue
+        if not isinstance(key, str):
+            _log.warning("property key of type %s dropped: not a string", type(key).__name__)
+            continue
+        if key.startswith("$"):
+            _log.warning("property %r dropped: '$' keys are reserved for auto-properties", key)
+            continue
+        if not _valid_text(key):
+            _log.warning("property key dropped: not valid Unicode text")
+            continue
+        try:
+            out[str(key)] = normalize_value(key, value)
+        except _DropError as why:
+            _log.warning("property %r dropped: %s", key, why)
+    return out
+
+
+def fill_property_value(target: property_value_pb2.PropertyValue, value: Scalar) -> None:
+    """Set the ``PropertyValue`` case matching the exact type of a normalized value."""
+    kind = type(value)
+    if kind is str:
+        target.string_value = value  # type: ignore[assignment]
+    elif kind is bool:
+        target.bool_value = value  # type: ignore[assignment]
+    elif kind is int:
+        target.int_value = value  # type: ignore[assignment]
+    elif kind is float:
+        target.double_value = value  # type: ignore[assignment]
+    else:
+        seconds, nanos = divmod(int(value), NS_PER_S)
+        ts = target.timestamp_value
+        ts.seconds = seconds
+        ts.nanos = nanos
+
+
+def _trait(key: str, value: Any, depth: int) -> Any:
+    if value is None or isinstance(value, bool | str):
+        if isinstance(value, str) and not _valid_text(value):
+            raise _DropError("string is not valid Unicode text (lone surrogate)")
+        return value
+    if isinstance(value, enum.Enum):
+        return _trait(key, value.value, depth)
+    if isinstance(value, numbers.Integral):
+        as_int = int(value)
+        return as_int if abs(as_int) <= _SAFE_DOUBLE_INT else str(as_int)
+    if isinstance(value, Decimal | numbers.Real):
+        number = float(value)
+        if not math.isfinite(number):
+            raise _DropError("NaN and infinity are not JSON numbers")
+        return number
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            value = value.replace(tzinfo=_UTC)
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return format_duration(value)
+    if isinstance(value, uuid.UUID | PurePath):
+        return str(value)
+    if depth >= _MAX_DEPTH:
+        raise _DropError("nested too deeply")
+    if isinstance(value, Mapping):
+        return _traits_dict(value, depth + 1)
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_trait(key, item, depth + 1) for item in value]
+    raise _DropError(f"{type(value).__name__} is not a JSON-compatible value")
+
+
+def _traits_dict(traits: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in traits.items():
+        if not isinstance(key, str) or not _valid_text(key):
+            _log.warning("trait key of type %s dropped: keys must be strings", type(key).__name__)
+            continue
+        try:
+            out[str(key)] = _trait(key, value, depth)
+        except _DropError as why:
+            _log.warning("trait %r dropped: %s", key, why)
+    return out
+
+
+def to_struct(traits: Mapping[Any, Any]) -> struct_pb2.Struct:
+    """Profile traits as a ``google.protobuf.Struct`` (datetimes become RFC 3339 strings)."""
+    struct = struct_pb2.Struct()
+    struct.update(_traits_dict(traits, 0))
+    return struct
