@@ -12,6 +12,7 @@ import contextlib
 import logging
 import math
 import os
+import sys
 import threading
 import time
 import weakref
@@ -38,7 +39,7 @@ from pug_grpc._outcomes import (
 from pug_grpc._properties import to_struct
 from pug_grpc._reads import Activity, Insights, Profiles, Reads  # reads (issue 4)
 from pug_grpc._transport import intercept, open_channel, parse_endpoint
-from pug_grpc._validation import coerce_id, event_problem, identify_problem
+from pug_grpc._validation import RESERVED_PREFIX, coerce_id, event_problem, identify_problem
 from pug_grpc._worker import Delivery, GrpcSink, NullSink, Reporter, Sink, Worker, safe_reporter
 from pug_grpc.gen.catalog import OTHER_PLATFORM_KINDS, SERVER_KINDS, WellKnownEvent
 from pug_grpc.gen.sdk.profiles.v1 import profiles_pb2
@@ -59,6 +60,9 @@ _Interceptor = (
 )
 
 _CATALOGUED: Final = frozenset(SERVER_KINDS) | OTHER_PLATFORM_KINDS
+_PLAIN_KINDS_LIMIT: Final = 4096
+_plain_kinds: set[str] = set()
+"""Kinds that passed the rules and are not catalogued (a service uses few; bounded)."""
 
 _live: weakref.WeakSet[Pug] = weakref.WeakSet()
 """Every open client (for the fork hook)."""
@@ -186,6 +190,36 @@ class Pug:
         properties (merged over ``properties``).
         """
         try:
+            # The common call (a plain kind seen before, an ASCII id, a dict or nothing, no
+            # options) needs only these checks: the full path below gives the same result.
+            if (
+                type(distinct_id) is str
+                and type(kind) is str
+                and kind in _plain_kinds
+                and (properties is None or type(properties) is dict)
+                and extra is None
+                and timestamp is None
+                and session_id is None
+                and event_id is None
+                and distinct_id
+                and distinct_id.isascii()
+                and not distinct_id.startswith(RESERVED_PREFIX)
+                and not self._closed
+            ):
+                plain: RawEvent = (
+                    None,
+                    kind,
+                    distinct_id,
+                    self._session_id,
+                    time.time_ns(),
+                    dict(properties) if properties else None,
+                )
+                worker = self._worker
+                if worker is not None:
+                    worker.submit(plain)
+                else:
+                    self._dispatch_slow(plain)
+                return
             if self._closed:
                 self._refuse_closed(kind)
                 return
@@ -213,6 +247,12 @@ class Pug:
             if problem or occur is None:
                 self._reject_event(problem, event_id, kind, distinct_id, sid)
                 return
+            if (
+                type(kind) is str
+                and kind not in _CATALOGUED
+                and len(_plain_kinds) < _PLAIN_KINDS_LIMIT
+            ):
+                _plain_kinds.add(kind)  # valid and not catalogued: the fast path may take it
             item: RawEvent = (
                 event_id,
                 kind,
@@ -226,8 +266,8 @@ class Pug:
                 worker.submit(item)
             else:
                 self._dispatch_slow(item)
-        except Exception:
-            _log.exception("track() failed unexpectedly; the event is dropped")
+        except Exception as exc:  # arguments whose own methods raise (hostile input)
+            self._reject_unreadable("track", exc)
 
     def _catalog_properties(
         self,
@@ -293,13 +333,17 @@ class Pug:
                 worker.submit(request)
             else:
                 self._dispatch_slow(request)
-        except Exception:
-            _log.exception("identify() failed unexpectedly; the call is dropped")
+        except Exception as exc:  # arguments whose own methods raise (hostile input)
+            self._reject_unreadable("identify", exc)
 
     def alias(self, anonymous_id: str, external_id: str) -> None:
         """Merge the anonymous profile into ``external_id``'s (an ``Identify`` under the hood)."""
-        if not anonymous_id:
-            self._reject_identify("alias needs an anonymous_id", external_id, "", "")
+        try:
+            if not anonymous_id:
+                self._reject_identify("alias needs an anonymous_id", external_id, "", "")
+                return
+        except Exception as exc:  # an anonymous_id whose truth value raises
+            self._reject_unreadable("alias", exc)
             return
         self.identify(external_id, anonymous_id=anonymous_id)
 
@@ -332,8 +376,7 @@ class Pug:
     def stats(self) -> Stats:
         """A snapshot of the counters (see :class:`Stats`)."""
         worker = self._worker
-        waiting, in_flight = worker.depth() if worker is not None else (0, 0)
-        return self._counters.snapshot(waiting=waiting, in_flight=in_flight)
+        return self._counters.snapshot(worker.depth if worker is not None else _idle)
 
     # -- reads (issue 4): profiles / activity / insights over this client's channel ---------
     # Built by pug_grpc._reads on first use; a pub_ key is refused there before any call.
@@ -413,7 +456,13 @@ class Pug:
     def _sink(self) -> Sink:
         if not self._send:
             return NullSink()
-        return GrpcSink(self._get_channel(), timeout=self._timeout, compression=self._compression)
+        return GrpcSink(
+            self._get_channel(),
+            timeout=self._timeout,
+            compression=self._compression,
+            # Requests go out pre-encoded unless interceptors of the caller's may look at them.
+            encoded=not self._interceptors and self._user_channel is None,
+        )
 
     def _start_direct(self) -> Delivery:
         with self._lock:
@@ -456,6 +505,7 @@ class Pug:
                 worker.start()
                 self._worker = worker
                 _running.add(self)
+                _hook_multiprocessing_exit()
             return self._worker
 
     def _close_channel(self) -> None:
@@ -504,6 +554,18 @@ class Pug:
         )
         self._reject(error, request)
 
+    def _reject_unreadable(self, call: str, exc: Exception) -> None:
+        """Refuse a call whose arguments raised when read: counted, logged, reported."""
+        try:
+            _log.debug("%s() could not read its arguments", call, exc_info=True)
+            problem = f"{call}() could not read its arguments ({type(exc).__name__})"
+            if call == "track":
+                self._reject_event(problem, None, None, None, None)
+            else:
+                self._reject_identify(problem, None, None, None)
+        except Exception:  # never let a report escape to the caller
+            _log.exception("%s() failed unexpectedly; the call is dropped", call)
+
     def _refuse_closed(self, what: object) -> None:
         with self._counters.lock:
             self._counters.rejected += 1
@@ -529,6 +591,29 @@ def _after_fork_in_child() -> None:
             client._after_fork_in_child()
         except Exception:
             _log.exception("resetting a client after fork failed")
+
+
+def _idle() -> tuple[int, int]:
+    return 0, 0
+
+
+_multiprocessing_hooked: set[int] = set()
+"""Process ids that registered the multiprocessing exit drain."""
+
+
+def _hook_multiprocessing_exit() -> None:
+    """Drain at the exit of a ``multiprocessing`` child too.
+
+    Such a child ends with ``os._exit``, which skips ``atexit``; multiprocessing still runs its
+    own exit finalizers there. Registered once per process that starts a worker, only when
+    multiprocessing is loaded (it always is in its children). Draining twice is harmless.
+    """
+    util = sys.modules.get("multiprocessing.util")
+    pid = os.getpid()
+    if util is None or pid in _multiprocessing_hooked:
+        return
+    _multiprocessing_hooked.add(pid)
+    util.Finalize(None, _close_all_at_exit, exitpriority=100)
 
 
 def _close_all_at_exit() -> None:

@@ -72,11 +72,25 @@ def uuid7(now_ns: int | None = None, random_bytes: bytes | None = None) -> str:
     return _format_uuid(value)
 
 
+_VARIANT_DIGIT: Final = {f"{n:x}": "89ab"[n & 3] for n in range(16)}
+"""A random hex digit to the RFC 9562 variant digit (``10`` then two of its random bits)."""
+
+
 def uuid7_batch(count: int, now_ns: int | None = None) -> list[str]:
-    """``count`` UUIDv7 ids from one clock read and one ``os.urandom`` call."""
+    """``count`` UUIDv7 ids from one clock read and one ``os.urandom`` call.
+
+    Same layout as :func:`uuid7`, written as text directly: the shared millisecond prefix once,
+    then 74 random bits per id from 19 random hex digits (two bits of one go to the variant).
+    """
     ns = time.time_ns() if now_ns is None else now_ns
-    pool = os.urandom(10 * count)
-    return [uuid7(ns, pool[i * 10 : i * 10 + 10]) for i in range(count)]
+    ms = f"{(ns // 1_000_000) & _MS_MASK:012x}"
+    prefix = f"{ms[:8]}-{ms[8:]}-7"
+    pool = os.urandom(10 * count).hex()  # 20 hex digits per id, 19 used
+    variant = _VARIANT_DIGIT
+    return [
+        f"{prefix}{r[0:3]}-{variant[r[3]]}{r[4:7]}-{r[7:19]}"
+        for r in (pool[i : i + 20] for i in range(0, 20 * count, 20))
+    ]
 
 
 def new_session_id() -> str:
@@ -165,9 +179,12 @@ def best_effort_event(
         ("distinct_id", distinct_id),
         ("session_id", session_id),
     ):
-        if isinstance(value, str | uuid.UUID) and str(value):
-            with contextlib.suppress(TypeError, ValueError):
-                setattr(event, name, str(value))
+        if isinstance(value, str | uuid.UUID):
+            # str.__str__: a str subclass's own __str__ may raise; a report must still be made.
+            text = str.__str__(value) if isinstance(value, str) else str(value)
+            if text:
+                with contextlib.suppress(TypeError, ValueError):
+                    setattr(event, name, text)
     if occur_ns is not None:
         seconds, nanos = divmod(occur_ns, NS_PER_S)
         event.occur_time.seconds = seconds

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
@@ -18,6 +18,7 @@ __all__ = [
     "INVALID_EVENT",
     "INVALID_IDENTIFY",
     "QUEUE_OVERFLOW",
+    "TOO_LARGE",
     "UNDELIVERED",
     "FlushResult",
     "PugDeliveryError",
@@ -30,6 +31,7 @@ QUEUE_OVERFLOW: Final = "QUEUE_OVERFLOW"
 EVENTS_DROPPED: Final = "EVENTS_DROPPED"
 CLIENT_CLOSED: Final = "CLIENT_CLOSED"
 UNDELIVERED: Final = "UNDELIVERED"
+TOO_LARGE: Final = "TOO_LARGE"
 
 
 class PugDeliveryError(PugError):
@@ -41,6 +43,8 @@ class PugDeliveryError(PugError):
     ``dropped_by_reason`` says why (it does not say which events).
     ``CLIENT_CLOSED``: called after ``close()``.
     ``UNDELIVERED``: still queued or in flight when ``close()`` or exit ran out of time.
+    ``TOO_LARGE``: one event (or identify call) alone is larger than ``max_request_bytes``;
+    never sent, since no request could carry it.
     """
 
     def __init__(
@@ -159,10 +163,22 @@ class Counters:
         self.batches = 0
         self.identified = 0
 
-    def snapshot(self, *, waiting: int, in_flight: int) -> Stats:
+    def snapshot(
+        self,
+        depth: Callable[[], tuple[int, int]] | None = None,
+        *,
+        waiting: int = 0,
+        in_flight: int = 0,
+    ) -> Stats:
+        """The counters, with the queue's ``depth()`` (waiting, in flight) read after them, so
+        an item the worker takes in between is missed for an instant, never counted twice
+        (or the given ``waiting`` / ``in_flight``)."""
         with self.lock:
+            taken, overflowed = self.taken, self.overflowed
+            if depth is not None:
+                waiting, in_flight = depth()
             return Stats(
-                enqueued=self.taken + waiting + self.overflowed,
+                enqueued=taken + waiting + overflowed,
                 sent=self.sent,
                 accepted=self.accepted,
                 dropped=self.dropped,
@@ -170,7 +186,7 @@ class Counters:
                 rejected=self.rejected,
                 dead_lettered=self.dead_lettered,
                 retried=self.retried,
-                overflowed=self.overflowed,
+                overflowed=overflowed,
                 batches=self.batches,
                 identified=self.identified,
                 queue_depth=waiting + in_flight,

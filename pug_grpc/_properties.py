@@ -67,6 +67,11 @@ class _DropError(Exception):
     """Internal: the value cannot be sent; the message says why (logged by the caller)."""
 
 
+def _shown(key: str) -> str:
+    """A key as the logs show it; ``str.__repr__`` skips a subclass's own, which may raise."""
+    return str.__repr__(key)
+
+
 def datetime_to_ns(value: dt.datetime) -> int:
     """Nanoseconds since the epoch for ``value``; a naive datetime is taken as UTC."""
     if value.tzinfo is None or value.utcoffset() is None:
@@ -102,8 +107,8 @@ def _valid_text(text: str) -> bool:
 def _clip(key: str, text: str) -> str:
     if len(text) > MAX_STRING_LEN:
         _log.warning(
-            "property %r: string of %d characters truncated to %d",
-            key,
+            "property %s: string of %d characters truncated to %d",
+            _shown(key),
             len(text),
             MAX_STRING_LEN,
         )
@@ -116,8 +121,12 @@ def _clip(key: str, text: str) -> str:
 def _int(key: str, value: int) -> int | str:
     if INT64_MIN <= value <= INT64_MAX:
         return value
-    _log.warning("property %r: integer outside int64 sent as a string", key)
-    return str(value)
+    try:
+        text = str(value)
+    except ValueError:  # beyond the interpreter's limit on integer-to-text conversion
+        raise _DropError("integer too large to send, even as text") from None
+    _log.warning("property %s: integer outside int64 sent as a string", _shown(key))
+    return text
 
 
 def _float(value: float) -> float:
@@ -162,7 +171,7 @@ def _slow(key: str, value: Any) -> Scalar:
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, str):
-        return _clip(key, str(value))
+        return _clip(key, str.__str__(value))  # the text itself, whatever a subclass says
     if isinstance(value, dt.datetime):
         ns = datetime_to_ns(value)
         if not in_timestamp_range(ns):
@@ -214,16 +223,25 @@ def normalize_properties(properties: Mapping[Any, Any]) -> dict[str, Scalar]:
         if not isinstance(key, str):
             _log.warning("property key of type %s dropped: not a string", type(key).__name__)
             continue
-        if key.startswith("$"):
-            _log.warning("property %r dropped: '$' keys are reserved for auto-properties", key)
+        name = str.__str__(key)  # a str subclass's own __str__ may raise: take the text itself
+        if name.startswith("$"):
+            _log.warning(
+                "property %s dropped: '$' keys are reserved for auto-properties", _shown(name)
+            )
             continue
-        if not _valid_text(key):
+        if not _valid_text(name):
             _log.warning("property key dropped: not valid Unicode text")
             continue
         try:
-            out[str(key)] = normalize_value(key, value)
+            out[name] = normalize_value(name, value)
         except _DropError as why:
-            _log.warning("property %r dropped: %s", key, why)
+            _log.warning("property %s dropped: %s", _shown(name), why)
+        except Exception as exc:  # hostile input: a value whose own methods raise
+            _log.warning(
+                "property %s dropped: its value could not be read (%s)",
+                _shown(name),
+                type(exc).__name__,
+            )
     return out
 
 
@@ -285,10 +303,17 @@ def _traits_dict(traits: Mapping[Any, Any], depth: int) -> dict[str, Any]:
         if not isinstance(key, str) or not _valid_text(key):
             _log.warning("trait key of type %s dropped: keys must be strings", type(key).__name__)
             continue
+        name = str.__str__(key)
         try:
-            out[str(key)] = _trait(key, value, depth)
+            out[name] = _trait(name, value, depth)
         except _DropError as why:
-            _log.warning("trait %r dropped: %s", key, why)
+            _log.warning("trait %s dropped: %s", _shown(name), why)
+        except Exception as exc:  # hostile input: a value whose own methods raise
+            _log.warning(
+                "trait %s dropped: its value could not be read (%s)",
+                _shown(name),
+                type(exc).__name__,
+            )
     return out
 
 

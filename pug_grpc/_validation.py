@@ -13,7 +13,6 @@ import re
 import uuid
 from typing import Any, Final
 
-import protovalidate
 from google.protobuf.message import Message
 
 __all__ = ["event_problem", "identify_problem", "is_uuid", "valid_kind", "violations"]
@@ -141,6 +140,8 @@ def violations(message: Message) -> list[str]:
     A rule that protovalidate cannot evaluate (its ``EvaluationError``, see the contract's known
     caveats) counts as passed here: the server remains the final judge.
     """
+    import protovalidate  # on first use: it costs about 12 MB, and the hot path never needs it
+
     try:
         found = protovalidate.collect_violations(message)
     except protovalidate.EvaluationError as exc:

@@ -26,10 +26,11 @@ from google.protobuf.message import Message
 
 from pug_grpc._config import BatchSettings, RetrySettings
 from pug_grpc._errors import error_from_rpc
-from pug_grpc._events import RawEvent, build_event, build_events, uuid7_batch
+from pug_grpc._events import AUTO_PROPERTIES, RawEvent, build_event, uuid7_batch
 from pug_grpc._outcomes import (
     EVENTS_DROPPED,
     QUEUE_OVERFLOW,
+    TOO_LARGE,
     UNDELIVERED,
     Counters,
     FlushResult,
@@ -37,6 +38,7 @@ from pug_grpc._outcomes import (
     Window,
 )
 from pug_grpc._retry import call_with_retry, status_code
+from pug_grpc._wire import EventEncoder
 from pug_grpc.gen.sdk.events.v1 import events_pb2, events_pb2_grpc
 from pug_grpc.gen.sdk.profiles.v1 import profiles_pb2, profiles_pb2_grpc
 
@@ -44,8 +46,16 @@ __all__ = ["BatchOutcome", "Delivery", "GrpcSink", "NullSink", "Reporter", "Sink
 
 _log = logging.getLogger("pug_grpc.worker")
 
+_Encoded = tuple[str, bytes]
+"""An event id and the event's wire form, framed as a ``BatchCreateRequest.events`` entry."""
+
 Reporter = Callable[[BaseException, Sequence[Message]], None]
 """Receives ``(error, events)`` for everything that will not be delivered (``on_error``)."""
+
+_BATCH_CREATE: Final = "/sdk.events.v1.EventsService/BatchCreate"
+
+_YIELD_EVERY: Final = (64, 32, 16, 4)
+"""Calls between two yields of the interpreter lock, by eighths of the queue past half full."""
 
 MAX_OVERFLOW_REPORTED: Final = 1000
 """At most this many overflowed items are kept for the next ``on_error`` report (all counted)."""
@@ -62,7 +72,11 @@ class Sink(Protocol):
 
 
 class GrpcSink:
-    """The production sink: the generated stubs on the client's one channel."""
+    """The production sink: the generated stubs on the client's one channel.
+
+    ``encoded=True`` sends already encoded ``BatchCreate`` requests as they are; with
+    ``False`` (the caller's own interceptors may look at requests) they are parsed first.
+    """
 
     def __init__(
         self,
@@ -70,9 +84,20 @@ class GrpcSink:
         *,
         timeout: float,
         compression: grpc.Compression | None = None,
+        encoded: bool = True,
     ) -> None:
         self._events = events_pb2_grpc.EventsServiceStub(channel)
         self._profiles = profiles_pb2_grpc.ProfilesSDKServiceStub(channel)
+        self._encoded: grpc.UnaryUnaryMultiCallable[bytes, events_pb2.BatchCreateResponse] | None
+        self._encoded = (
+            channel.unary_unary(
+                _BATCH_CREATE,
+                request_serializer=None,  # the payload is already the wire form
+                response_deserializer=events_pb2.BatchCreateResponse.FromString,
+            )
+            if encoded
+            else None
+        )
         self._timeout = timeout
         self._compression = compression
 
@@ -82,6 +107,12 @@ class GrpcSink:
         return self._events.BatchCreate(
             request, timeout=self._timeout, compression=self._compression
         )
+
+    def batch_create_encoded(self, payload: bytes, count: int) -> events_pb2.BatchCreateResponse:
+        """Send an encoded ``BatchCreateRequest`` of ``count`` events."""
+        if self._encoded is None:
+            return self.batch_create(events_pb2.BatchCreateRequest.FromString(payload))
+        return self._encoded(payload, timeout=self._timeout, compression=self._compression)
 
     def identify(self, request: profiles_pb2.IdentifyRequest) -> None:
         self._profiles.Identify(request, timeout=self._timeout, compression=self._compression)
@@ -94,6 +125,9 @@ class NullSink:
         self, request: events_pb2.BatchCreateRequest
     ) -> events_pb2.BatchCreateResponse:
         return events_pb2.BatchCreateResponse(accepted=len(request.events))
+
+    def batch_create_encoded(self, payload: bytes, count: int) -> events_pb2.BatchCreateResponse:
+        return events_pb2.BatchCreateResponse(accepted=count)
 
     def identify(self, request: profiles_pb2.IdentifyRequest) -> None:
         return None
@@ -108,12 +142,21 @@ class BatchOutcome:
     dropped_by_reason: dict[str, int] = field(default_factory=dict)
 
 
+def _no_report(error: BaseException, items: Sequence[Message]) -> None:
+    """The reporter of a client without ``on_error``: nothing to build, nothing to call."""
+
+
+def wants_items(report: Reporter) -> bool:
+    """Whether building the messages of a report is worth it (someone receives them)."""
+    return report is not _no_report
+
+
 def safe_reporter(on_error: Reporter | None) -> Reporter:
     """Wrap ``on_error`` so that an exception in it is logged and never reaches our threads."""
+    if on_error is None:
+        return _no_report
 
     def report(error: BaseException, items: Sequence[Message]) -> None:
-        if on_error is None:
-            return
         try:
             on_error(error, list(items))
         except Exception:
@@ -152,37 +195,39 @@ class Delivery:
         self._new_ids = new_ids
         self._max_bytes = max_request_bytes
         self._should_abort = should_abort
+        self._encoder = EventEncoder(AUTO_PROPERTIES)
 
     # -- events ---------------------------------------------------------------------------
     def deliver_events(self, raws: Sequence[RawEvent]) -> BatchOutcome:
         """Deliver one batch of queued events; every event ends delivered or dead-lettered."""
         outcome = BatchOutcome()
-        events = self._build(raws, outcome)
+        events = self._encode(raws, outcome)
         if events:
             for chunk in self._fit(events):
-                self._send(chunk, outcome)
+                if len(chunk) == 1 and len(chunk[0][1]) > self._max_bytes:
+                    self._too_large(_decode(chunk), outcome)
+                else:
+                    self._send(chunk, outcome)
         return outcome
 
-    def _build(self, raws: Sequence[RawEvent], outcome: BatchOutcome) -> list[events_pb2.Event]:
-        try:
-            return build_events(raws, new_ids=self._new_ids)
-        except Exception:
-            _log.debug("building a batch failed; building its events one by one", exc_info=True)
-        events: list[events_pb2.Event] = []
+    def _encode(self, raws: Sequence[RawEvent], outcome: BatchOutcome) -> list[_Encoded]:
+        """Each event's wire form (framed for ``BatchCreateRequest``) with its id."""
         ids = self._new_ids(len(raws))
+        encode = self._encoder.encode
+        events: list[_Encoded] = []
         for raw, new_id in zip(raws, ids, strict=True):
             try:
-                events.append(build_event(raw, new_id))
+                events.append((raw[0] or new_id, encode(raw, new_id)))
             except Exception as exc:
                 _log.warning("an event could not be encoded and is dead-lettered: %r", exc)
                 self._dead_letter(exc, [_stub_event(raw, new_id)], outcome)
         return events
 
-    def _fit(self, events: list[events_pb2.Event]) -> list[list[events_pb2.Event]]:
+    def _fit(self, events: list[_Encoded]) -> list[list[_Encoded]]:
         """Split a batch whose encoded request would exceed ``max_request_bytes``."""
         if len(events) == 1:
             return [events]
-        size = events_pb2.BatchCreateRequest(events=events).ByteSize()
+        size = sum(len(framed) for _, framed in events)
         if size <= self._max_bytes:
             return [events]
         mid = len(events) // 2
@@ -204,17 +249,25 @@ class Delivery:
             should_abort=self._should_abort,
         )
 
-    def _send(self, events: list[events_pb2.Event], outcome: BatchOutcome) -> None:
+    def _attempt(self, events: list[_Encoded]) -> Callable[[], events_pb2.BatchCreateResponse]:
+        """One send of a ``BatchCreate`` request holding ``events`` (called per attempt)."""
+        payload = b"".join(framed for _, framed in events)
+        sink = self.sink
+        send_encoded = getattr(sink, "batch_create_encoded", None)
+        if send_encoded is not None:
+            count = len(events)
+            return lambda: send_encoded(payload, count)
+        request = events_pb2.BatchCreateRequest.FromString(payload)
+        return lambda: sink.batch_create(request)
+
+    def _send(self, events: list[_Encoded], outcome: BatchOutcome) -> None:
         if self._should_abort():
             self._dead_letter(
-                _ShutdownError("shutdown deadline passed before sending"), events, outcome
+                _ShutdownError("shutdown deadline passed before sending"), _decode(events), outcome
             )
             return
-        request = events_pb2.BatchCreateRequest(events=events)
         try:
-            response: events_pb2.BatchCreateResponse = self._call(
-                lambda: self.sink.batch_create(request)
-            )
+            response: events_pb2.BatchCreateResponse = self._call(self._attempt(events))
         except Exception as exc:
             if (
                 status_code(exc) == grpc.StatusCode.INVALID_ARGUMENT
@@ -228,13 +281,13 @@ class Delivery:
                 self._send(events[:mid], outcome)
                 self._send(events[mid:], outcome)
                 return
-            self._dead_letter(exc, events, outcome)
+            self._dead_letter(exc, _decode(events), outcome)
             return
         self._acknowledged(events, response, outcome)
 
     def _acknowledged(
         self,
-        events: list[events_pb2.Event],
+        events: list[_Encoded],
         response: events_pb2.BatchCreateResponse,
         outcome: BatchOutcome,
     ) -> None:
@@ -248,7 +301,7 @@ class Delivery:
             c.dropped += dropped
             for reason, count in reasons.items():
                 c.dropped_by_reason[reason] = c.dropped_by_reason.get(reason, 0) + count
-        outcome.delivered.extend(e.event_id for e in events)
+        outcome.delivered.extend(event_id for event_id, _ in events)
         if response.accepted + dropped != len(events):
             _log.warning(
                 "server acknowledged %d events (accepted %d, dropped %d) for %d sent",
@@ -281,6 +334,9 @@ class Delivery:
                 _ShutdownError("shutdown deadline passed before sending"), [request], None
             )
             return False
+        if request.ByteSize() > self._max_bytes:
+            self._too_large([request], None)
+            return False
         try:
             self._call(lambda: self.sink.identify(request))
         except Exception as exc:
@@ -291,6 +347,16 @@ class Delivery:
         return True
 
     # -- failures -------------------------------------------------------------------------
+    def _too_large(self, items: Sequence[Message], outcome: BatchOutcome | None) -> None:
+        """Dead-letter an item no request can carry, at once: every attempt would be refused."""
+        error = PugDeliveryError(
+            f"{len(items)} item(s) larger on their own than max_request_bytes "
+            f"({self._max_bytes}); not sent",
+            reason=TOO_LARGE,
+            code=grpc.StatusCode.INVALID_ARGUMENT,
+        )
+        self._dead_letter(error, items, outcome)
+
     def _dead_letter(
         self, exc: BaseException, items: Sequence[Message], outcome: BatchOutcome | None
     ) -> None:
@@ -330,6 +396,12 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def _decode(events: list[_Encoded]) -> list[events_pb2.Event]:
+    """The messages of encoded events (for reports, off the fast path)."""
+    payload = b"".join(framed for _, framed in events)
+    return list(events_pb2.BatchCreateRequest.FromString(payload).events)
+
+
 def _stub_event(raw: RawEvent, new_id: str) -> events_pb2.Event:
     """Identity fields of an event that could not be encoded (for its dead-letter report)."""
     given_id, kind, distinct_id, session_id, _, _ = raw
@@ -365,8 +437,10 @@ class Worker:
         report: Reporter,
         clock: Callable[[], float] = time.monotonic,
         abort: threading.Event | None = None,
+        pause: Callable[[float], None] = time.sleep,
     ) -> None:
         self.delivery = delivery
+        self._pause = pause
         self._batch = batch
         self._counters = counters
         self._report = report
@@ -374,6 +448,8 @@ class Worker:
         self.abort = abort if abort is not None else threading.Event()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._limit = batch.max_queue_size
+        self._crowded_at = max(1, batch.max_queue_size // 2)
+        self._crowded_calls = 0
         self._pending: list[RawEvent] = []
         self._deadline = 0.0
         self._overflow_lock = threading.Lock()
@@ -382,6 +458,8 @@ class Worker:
         self._window_lock = threading.Lock()
         self._window = Window()
         self._flush_waiters = 0
+        self._markers = 0
+        """Flush/stop markers put in the queue and not yet taken out (not items: not counted)."""
         self._thread: threading.Thread | None = None
         self._stopped = False
 
@@ -389,9 +467,26 @@ class Worker:
     def submit(self, item: Any) -> None:
         """Queue an event tuple or an ``IdentifyRequest`` (never blocks)."""
         q = self._queue
-        if q.qsize() >= self._limit:
-            self._make_room()
+        if q.qsize() >= self._crowded_at:
+            self._crowded()
         q.put(item)
+
+    def _crowded(self) -> None:
+        """The queue is past half full: let the worker run, and make room when it is full.
+
+        A thread calling ``track()`` in a loop never gives up the interpreter lock by itself, so
+        the worker gets it only every few milliseconds (the switch interval) and falls behind.
+        Past half full, the caller yields the lock (``time.sleep(0)``) every few calls, more
+        often the fuller the queue: the worker then sends a batch before its network wait hands
+        the lock back. It costs the caller the worker's CPU time, never a network wait.
+        """
+        depth = self._queue.qsize()
+        self._crowded_calls += 1
+        every = _YIELD_EVERY[min(3, (depth - self._crowded_at) * 8 // self._limit)]
+        if self._crowded_calls % every == 0:
+            self._pause(0)
+        if depth >= self._limit:
+            self._make_room()
 
     def _make_room(self) -> None:
         q = self._queue
@@ -414,7 +509,8 @@ class Worker:
 
     def depth(self) -> tuple[int, int]:
         """``(waiting in the queue, taken by the worker but not yet resolved)``."""
-        return self._queue.qsize(), len(self._pending)
+        # Markers are counted before they go in and until after they come out: never an item.
+        return max(0, self._queue.qsize() - self._markers), len(self._pending)
 
     def start(self) -> None:
         """Start the background thread (daemon: the atexit hook, not the thread, drains)."""
@@ -435,6 +531,7 @@ class Worker:
         marker = _Marker(stop=False)
         with self._window_lock:
             self._flush_waiters += 1
+            self._markers += 1
         self._queue.put(marker)
         if marker.done.wait(timeout):
             return marker.result
@@ -450,6 +547,8 @@ class Worker:
         if self._thread is None or self.on_worker_thread():
             return self._stopped
         marker = _Marker(stop=True)
+        with self._window_lock:
+            self._markers += 1
         self._queue.put(marker)
         drained = marker.done.wait(timeout)
         if not drained:
@@ -477,6 +576,7 @@ class Worker:
             except queue.Empty:
                 break
             if isinstance(item, _Marker):
+                self._took_marker()
                 item.done.set()
             else:
                 late.append(item)
@@ -552,6 +652,7 @@ class Worker:
                         self._window.identify_failed += 1
             return True
         if isinstance(item, _Marker):
+            self._took_marker()
             if item.stop:
                 self._drain()
                 self._stopped = True
@@ -563,6 +664,10 @@ class Worker:
             return True
         _log.error("ignoring unexpected queue item %r", type(item).__name__)
         return True
+
+    def _took_marker(self) -> None:
+        with self._window_lock:
+            self._markers -= 1
 
     def _resolve(self, marker: _Marker) -> None:
         with self._window_lock:
@@ -580,6 +685,7 @@ class Worker:
             except queue.Empty:
                 break
             if isinstance(item, _Marker):
+                self._took_marker()
                 if not item.stop:
                     self._send_pending()
                     self._resolve(item)
@@ -616,7 +722,8 @@ class Worker:
             with self._window_lock:
                 self._window.overflowed += count
         _log.warning("queue full: dropped the %d oldest item(s)", count)
-        report_items = _as_messages(items)
+        # Without on_error nobody receives the messages: do not build up to 1,000 of them.
+        report_items = _as_messages(items) if wants_items(self._report) else []
         error = PugDeliveryError(
             f"the queue was full: {count} oldest item(s) dropped",
             reason=QUEUE_OVERFLOW,
