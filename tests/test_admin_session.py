@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import grpc
@@ -23,23 +22,11 @@ from tests._read_servers import (
     make_jwt,
     rich_status,
     sample_profiles,
-    serve,
 )
 
 AUTH = "/public.auth.v1.AuthService/"
 LIST = "/dashboard.dashboards.v1.DashboardsService/List"
 REFRESH = AUTH + "RefreshSession"
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[Running]:
-    with serve() as running:
-        yield running
-
-
-@pytest.fixture
-def server(running: Running) -> Running:
-    return running.reset()
 
 
 def admin(server: Running, **kwargs: object) -> PugAdmin:

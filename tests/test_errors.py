@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import grpc
 import pytest
 import tenacity
@@ -31,17 +29,6 @@ from tests._read_servers import RawStatus, Running, rich_status, serve
 GET = "/shared.profiles.v1.ProfilesService/Get"
 DELETE = "/shared.profiles.v1.ProfilesService/Delete"
 KEY = "prv_test_0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[Running]:
-    with serve() as running:
-        yield running
-
-
-@pytest.fixture
-def server(running: Running) -> Running:
-    return running.reset()
 
 
 def reads(server: Running, **kwargs: object) -> Reads:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -22,7 +21,7 @@ from pug_grpc.gen.common.v1 import filter_schema_pb2, filters_pb2
 from pug_grpc.gen.shared.activity.v1 import activity_pb2
 from pug_grpc.gen.shared.insights.v1 import insights_pb2
 from pug_grpc.gen.shared.profiles.v1 import profiles_pb2
-from tests._read_servers import Running, sample_events, sample_profiles, serve
+from tests._read_servers import Running, sample_events, sample_profiles
 
 KEY = "prv_test_0123456789abcdef"
 PUB = "pub_test_0123456789abcdef"
@@ -31,17 +30,6 @@ END = datetime(2026, 1, 8, tzinfo=UTC)
 P = "/shared.profiles.v1.ProfilesService/"
 A = "/shared.activity.v1.ActivityService/"
 INS = "/shared.insights.v1.InsightsService/"
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[Running]:
-    with serve() as running:
-        yield running
-
-
-@pytest.fixture
-def server(running: Running) -> Running:
-    return running.reset()
 
 
 def reads(server: Running, key: str = KEY, **kwargs: object) -> Reads:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -10,21 +9,10 @@ import pytest
 from pug_grpc import PugError, PugPublicKeyError
 from pug_grpc._client import Pug
 from pug_grpc.gen.shared.profiles.v1 import profiles_pb2
-from tests._read_servers import Running, sample_events, sample_profiles, serve
+from tests._read_servers import Running, sample_events, sample_profiles
 
 KEY = "prv_test_0123456789abcdef"
 PUB = "pub_test_0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[Running]:
-    with serve() as running:
-        yield running
-
-
-@pytest.fixture
-def server(running: Running) -> Running:
-    return running.reset()
 
 
 def test_reads_share_the_clients_channel_and_credentials(server: Running) -> None:
