@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any, Final
 
 import grpc
+import tenacity
 from google.protobuf.message import Message
 
 from pug_grpc._catalog import CatalogError, is_well_known, properties_of_event, properties_of_kind
@@ -100,6 +101,7 @@ class Pug:
         sync_mode: bool = False,
         shutdown_timeout: float = 5.0,
         send_pii: bool = True,
+        read_retry: tenacity.Retrying | None = None,
     ) -> None:
         env = os.environ
         api_key = api_key if api_key is not None else (env.get(ENV_API_KEY) or None)
@@ -142,6 +144,7 @@ class Pug:
         self._direct_mode = sync_mode or not send
         self._shutdown_timeout = float(shutdown_timeout)
         self._send_pii = bool(send_pii)
+        self._read_retry = read_retry
         self._credentials_interceptor = CredentialsInterceptor(
             api_key=api_key, project_id=project_id
         )
@@ -387,6 +390,7 @@ class Pug:
                 self._get_channel,
                 api_key=self._api_key,
                 timeout=self._timeout,
+                retry=self._read_retry,
                 project_id=self._project_id,
                 is_closed=lambda: self._closed,
             )

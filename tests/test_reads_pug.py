@@ -59,3 +59,30 @@ def test_client_without_endpoint_explains(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("PUG_ENDPOINT", raising=False)
     with Pug(KEY, send=False) as pug, pytest.raises(PugError, match="no channel"):
         pug.profiles.get("p1")
+
+
+def test_read_retry_is_the_default_for_idempotent_reads_only(server: Running) -> None:
+    import grpc
+    import tenacity
+
+    from pug_grpc import PugUnavailableError
+    from tests._read_servers import rich_status
+
+    get = "/shared.profiles.v1.ProfilesService/Get"
+    delete = "/shared.profiles.v1.ProfilesService/Delete"
+    server.state.canned[get] = profiles_pb2.GetResponse(profile=profiles_pb2.Profile(id="p1"))
+    unavailable = rich_status(grpc.StatusCode.UNAVAILABLE, "try again", reason="UNAVAILABLE")
+    policy = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(PugUnavailableError),
+        stop=tenacity.stop_after_attempt(3),
+        wait=tenacity.wait_none(),
+        reraise=True,
+    )
+    with Pug(KEY, server.endpoint, timeout=5.0, read_retry=policy) as pug:
+        server.state.fail(get, unavailable, times=2)
+        assert pug.profiles.get("p1").profile.id == "p1"  # third attempt succeeds
+        server.state.fail(delete, unavailable, times=1)
+        with pytest.raises(PugUnavailableError):
+            pug.profiles.delete("p1")  # a write is not retried by the default
+    assert [c.path for c in server.state.calls()].count(get) == 3
+    assert [c.path for c in server.state.calls()].count(delete) == 1
