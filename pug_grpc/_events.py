@@ -34,7 +34,7 @@ __all__ = [
     "new_anonymous_id",
     "new_session_id",
     "timestamp_ns",
-    "uuid7",
+    "uuid7_batch",
 ]
 
 LIB_NAME: Final = "pug-grpc"
@@ -48,39 +48,18 @@ AUTO_PROPERTIES: Final[Mapping[str, str]] = {
 RawEvent = tuple[str | None, str, str, str, int, Mapping[Any, Any] | None]
 """``(event_id or None, kind, distinct_id, session_id, occur_time_ns, properties or None)``."""
 
-_VERSION_7: Final = 0x7 << 76
-_VARIANT: Final = 0b10 << 62
-_RAND_A: Final = (1 << 12) - 1
-_RAND_B: Final = (1 << 62) - 1
 _MS_MASK: Final = (1 << 48) - 1
-
-
-def _format_uuid(value: int) -> str:
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def uuid7(now_ns: int | None = None, random_bytes: bytes | None = None) -> str:
-    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then 74 random bits.
-
-    Time-ordered ids keep the server's event index append-friendly.
-    """
-    ns = time.time_ns() if now_ns is None else now_ns
-    rnd = int.from_bytes(os.urandom(10) if random_bytes is None else random_bytes[:10], "big")
-    ms = (ns // 1_000_000) & _MS_MASK
-    value = (ms << 80) | _VERSION_7 | (((rnd >> 62) & _RAND_A) << 64) | _VARIANT | (rnd & _RAND_B)
-    return _format_uuid(value)
-
 
 _VARIANT_DIGIT: Final = {f"{n:x}": "89ab"[n & 3] for n in range(16)}
 """A random hex digit to the RFC 9562 variant digit (``10`` then two of its random bits)."""
 
 
 def uuid7_batch(count: int, now_ns: int | None = None) -> list[str]:
-    """``count`` UUIDv7 ids from one clock read and one ``os.urandom`` call.
+    """``count`` UUIDv7 ids (RFC 9562) from one clock read and one ``os.urandom`` call.
 
-    Same layout as :func:`uuid7`, written as text directly: the shared millisecond prefix once,
-    then 74 random bits per id from 19 random hex digits (two bits of one go to the variant).
+    48-bit Unix milliseconds, then 74 random bits: time-ordered ids keep the server's event
+    index append-friendly. Written as text directly: the shared millisecond prefix once, then
+    19 random hex digits per id (two bits of one go to the variant).
     """
     ns = time.time_ns() if now_ns is None else now_ns
     ms = f"{(ns // 1_000_000) & _MS_MASK:012x}"
@@ -100,7 +79,7 @@ def new_session_id() -> str:
 
 def new_anonymous_id() -> str:
     """A fresh anonymous id (``anon-`` + a UUIDv7) for :meth:`Pug.alias` and ``identify``."""
-    return "anon-" + uuid7()
+    return "anon-" + uuid7_batch(1)[0]
 
 
 def timestamp_ns(value: object) -> int:

@@ -15,6 +15,8 @@ from typing import Any, Final
 
 from google.protobuf.message import Message
 
+from pug_grpc._properties import _valid_text
+
 __all__ = ["event_problem", "identify_problem", "is_uuid", "valid_kind", "violations"]
 
 _log = logging.getLogger("pug_grpc.validation")
@@ -51,16 +53,6 @@ def is_uuid(value: object) -> bool:
     return type(value) is str and len(value) == 36 and _UUID.fullmatch(value) is not None
 
 
-def _text(value: str) -> bool:
-    if value.isascii():
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def event_problem(distinct_id: object, kind: object, session_id: object, event_id: object) -> str:
     """Why an event with these identity fields would be refused, or ``""`` when it would not.
 
@@ -72,7 +64,7 @@ def event_problem(distinct_id: object, kind: object, session_id: object, event_i
         return "distinct_id must be a non-empty string"
     if distinct_id.startswith(RESERVED_PREFIX):
         return "distinct_id must not start with the reserved 'cookieless-' prefix"
-    if not _text(distinct_id):
+    if not _valid_text(distinct_id):
         return "distinct_id is not valid Unicode text"
     if not is_uuid(session_id):
         return "session_id must be a UUID string"
@@ -90,7 +82,7 @@ def identify_problem(external_id: object, anonymous_id: object, device_id: objec
         return "external_id must be a non-empty string"
     if external_id.startswith(RESERVED_PREFIX):
         return "external_id must not start with the reserved 'cookieless-' prefix"
-    if not _text(external_id):
+    if not _valid_text(external_id):
         return "external_id is not valid Unicode text"
     if type(anonymous_id) is not str:
         return "anonymous_id must be a string"
@@ -99,13 +91,13 @@ def identify_problem(external_id: object, anonymous_id: object, device_id: objec
             return "anonymous_id must start with 'anon-'"
         if len(anonymous_id) > MAX_ANONYMOUS_ID_LEN:
             return "anonymous_id must be at most 255 characters"
-        if not _text(anonymous_id):
+        if not _valid_text(anonymous_id):
             return "anonymous_id is not valid Unicode text"
     if type(device_id) is not str:
         return "device_id must be a string"
     if len(device_id) > MAX_DEVICE_ID_LEN:
         return "device_id must be at most 36 characters"
-    if not _text(device_id):
+    if not _valid_text(device_id):
         return "device_id is not valid Unicode text"
     return ""
 

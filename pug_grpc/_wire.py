@@ -163,7 +163,7 @@ class EventEncoder:
         """Encoded key field and value caches of an acceptable key (None: use the slow path)."""
         if key.startswith("$") or not key.isascii():
             return None
-        slot: _Slot = (_delimited(_ENTRY_KEY, key.encode()), {}, {})
+        slot: _Slot = (_key_field(key), {}, {})
         if len(self._keys) < _KEY_CACHE_LIMIT:
             self._keys[key] = slot
         return slot
