@@ -57,6 +57,9 @@ _BATCH_CREATE: Final = "/sdk.events.v1.EventsService/BatchCreate"
 _YIELD_EVERY: Final = (64, 32, 16, 4)
 """Calls between two yields of the interpreter lock, by eighths of the queue past half full."""
 
+_FLUSH_SLICE_S: Final = 0.25
+"""How often a waiting ``flush()`` checks that the worker it waits for is still there."""
+
 MAX_OVERFLOW_REPORTED: Final = 1000
 """At most this many overflowed items are kept for the next ``on_error`` report (all counted)."""
 
@@ -462,6 +465,8 @@ class Worker:
         """Flush/stop markers put in the queue and not yet taken out (not items: not counted)."""
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._swept = False
+        """Set by ``close()`` before its last sweep; later arrivals are swept by their caller."""
 
     # -- caller side ----------------------------------------------------------------------
     def submit(self, item: Any) -> None:
@@ -470,6 +475,8 @@ class Worker:
         if q.qsize() >= self._crowded_at:
             self._crowded()
         q.put(item)
+        if self._swept:  # lost a race with close(): report it rather than strand it
+            self._sweep_late_items()
 
     def _crowded(self) -> None:
         """The queue is past half full: let the worker run, and make room when it is full.
@@ -533,10 +540,24 @@ class Worker:
             self._flush_waiters += 1
             self._markers += 1
         self._queue.put(marker)
-        if marker.done.wait(timeout):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not marker.done.is_set():
+            left = _FLUSH_SLICE_S if deadline is None else deadline - time.monotonic()
+            if left <= 0 or marker.done.wait(min(left, _FLUSH_SLICE_S)):
+                break
+            if self._swept or not self._alive():
+                self._sweep_late_items()  # nobody else will take the marker out
+                break
+        if marker.done.is_set():
             return marker.result
         with self._window_lock:
             return self._window.result(completed=False)
+
+    def _alive(self) -> bool:
+        """False once no thread will ever take the queue again (``step()`` callers count)."""
+        if self._stopped:
+            return False
+        return self._thread is None or self._thread.is_alive()
 
     def close(self, timeout: float | None, *, on_abort: Callable[[], None] = lambda: None) -> bool:
         """Drain and stop. Past ``timeout`` the rest is reported as undelivered.
@@ -564,6 +585,7 @@ class Worker:
                     )
         if marker.done.is_set():
             self._thread.join(0.5)  # it has nothing left to do but return
+        self._swept = True
         self._sweep_late_items()
         return drained
 
@@ -618,7 +640,8 @@ class Worker:
         alive = True
         if item is not None:
             alive = self._handle(item)
-            while alive and len(self._pending) < self._batch.max_size:
+            # Take whatever else is queued: _handle sends each batch as it reaches max_size.
+            while alive:
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:

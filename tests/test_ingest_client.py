@@ -439,3 +439,32 @@ def test_caller_interceptors_and_compression(lb: Loopback) -> None:
     assert md["x-tag"] == "mine"
     assert md["x-api-key"] == KEY
     assert lb.recorder.events()[0].custom_properties["blob"].string_value == "x" * 1000
+
+
+def test_an_item_that_races_close_is_reported_not_stranded(lb: Loopback, reports: Reports) -> None:
+    pug = Pug(KEY, lb.endpoint, batch=NO_WAIT, on_error=reports)
+    pug.track("u", "k")
+    worker = pug._worker
+    assert worker is not None
+    pug.close()
+    # A track() that saw the client open, then lost the race: its put lands after close()'s sweep.
+    worker.submit((None, "late", "u", pug.session_id, time.time_ns(), None))
+    error, items = reports.items[-1]
+    assert getattr(error, "reason", None) == "UNDELIVERED"
+    assert [item.kind for item in items] == ["late"]
+    assert worker.depth() == (0, 0)
+    assert len(lb.recorder.events()) == 1
+
+
+def test_flush_without_a_timeout_cannot_outlive_its_worker(lb: Loopback) -> None:
+    pug = Pug(KEY, lb.endpoint, batch=NO_WAIT)
+    pug.track("u", "k")
+    worker = pug._worker
+    assert worker is not None
+    pug.close()
+    # As if close() had given up on a worker that never stopped: nobody will take the marker.
+    worker._stopped = False
+    started = time.monotonic()
+    result = worker.flush(None)
+    assert time.monotonic() - started < 5
+    assert not result.completed
