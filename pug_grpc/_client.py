@@ -155,6 +155,7 @@ class Pug:
     def _init_process_state(self) -> None:
         """Everything a forked child must rebuild rather than inherit."""
         self._lock = threading.Lock()
+        self._channel_lock = threading.Lock()
         self._counters = Counters()
         self._session_id = new_session_id()
         self._worker: Worker | None = None
@@ -443,19 +444,21 @@ class Pug:
         worker.submit(item)
 
     def _get_channel(self) -> grpc.Channel:
-        if self._channel is None:
-            if self._user_channel is not None:
-                base = self._user_channel
-            else:
-                assert self._endpoint is not None
-                base = open_channel(
-                    self._endpoint,
-                    credentials=self._credentials,
-                    channel_options=self._channel_options,
-                    allow_insecure=self._allow_insecure,
-                )
-            self._channel = intercept(base, self._credentials_interceptor, *self._interceptors)
-        return self._channel
+        """The client's one channel, opened on first use (by the worker or by a read)."""
+        with self._channel_lock:
+            if self._channel is None:
+                if self._user_channel is not None:
+                    base = self._user_channel
+                else:
+                    assert self._endpoint is not None
+                    base = open_channel(
+                        self._endpoint,
+                        credentials=self._credentials,
+                        channel_options=self._channel_options,
+                        allow_insecure=self._allow_insecure,
+                    )
+                self._channel = intercept(base, self._credentials_interceptor, *self._interceptors)
+            return self._channel
 
     def _sink(self) -> Sink:
         if not self._send:
