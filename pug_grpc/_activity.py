@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, TypeVar, Unpack
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Unpack
 
 import grpc
 
-from pug_grpc._call import CallContext, CallOptions, paginate, unary
+from pug_grpc._call import CallContext, CallOptions, every_item, unary
 from pug_grpc._convert import TimeRangeLike, request
 from pug_grpc.gen.common.v1 import filter_schema_pb2, filters_pb2
 from pug_grpc.gen.shared.activity.v1 import activity_pb2 as pb
@@ -19,15 +19,10 @@ PropertyFilterLike = filters_pb2.PropertyFilter | Mapping[str, Any]
 EventFilterLike = filters_pb2.EventFilter | Mapping[str, Any]
 
 
-_PagedRequest = TypeVar("_PagedRequest", pb.GetActivityFeedRequest, pb.GetEventExplorerRequest)
-
-
-def _next_request(base: _PagedRequest, token: str) -> _PagedRequest:
-    req = type(base)()
-    req.CopyFrom(base)
-    if token:
-        req.page_token = token
-    return req
+def _events(
+    page: pb.GetActivityFeedResponse | pb.GetEventExplorerResponse,
+) -> Iterable[pb.ActivityEvent]:
+    return page.events
 
 
 class Activity:
@@ -93,14 +88,7 @@ class Activity:
             page_size=page_size,
             page_token=page_token,
         )
-        if self._ctx.guard is not None:
-            self._ctx.guard()
-
-        def fetch(token: str) -> pb.GetActivityFeedResponse:
-            req = _next_request(base, token)
-            return unary(self._ctx, self._stub.GetActivityFeed, req, options, idempotent=True)
-
-        return (e for page in paginate(fetch, base.page_token) for e in page.events)
+        return every_item(self._ctx, self._stub.GetActivityFeed, base, options, _events)
 
     def event_explorer_page(
         self,
@@ -156,14 +144,7 @@ class Activity:
             page_size=page_size,
             page_token=page_token,
         )
-        if self._ctx.guard is not None:
-            self._ctx.guard()
-
-        def fetch(token: str) -> pb.GetEventExplorerResponse:
-            req = _next_request(base, token)
-            return unary(self._ctx, self._stub.GetEventExplorer, req, options, idempotent=True)
-
-        return (e for page in paginate(fetch, base.page_token) for e in page.events)
+        return every_item(self._ctx, self._stub.GetEventExplorer, base, options, _events)
 
     def heatmap(
         self,

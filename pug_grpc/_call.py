@@ -9,9 +9,9 @@ resend; retries happen only under a caller-supplied tenacity policy.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Protocol, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypedDict, TypeVar
 
 import grpc
 import tenacity
@@ -183,6 +183,39 @@ def paginate(fetch: Callable[[str], _Page], first_token: str = "") -> Iterator[_
                 reason="PAGE_TOKEN_REPEATED",
             )
         seen.add(token)
+
+
+class _PagedRequest(Protocol):
+    page_token: str
+
+    def CopyFrom(self, other: Any, /) -> None: ...  # noqa: N802 (protobuf's name)
+
+
+_PReq = TypeVar("_PReq", bound=_PagedRequest)
+
+
+def every_item(
+    ctx: CallContext,
+    method: grpc.UnaryUnaryMultiCallable[_PReq, _Page],
+    base: _PReq,
+    options: CallOptions,
+    items: Callable[[_Page], Iterable[_T]],
+) -> Iterator[_T]:
+    """Every item of a ``page_token``-paged read, fetching pages as the iteration needs them.
+
+    The guard runs now, so a refused read fails at the call rather than at the first ``next()``.
+    """
+    if ctx.guard is not None:
+        ctx.guard()
+
+    def fetch(token: str) -> _Page:
+        req = type(base)()
+        req.CopyFrom(base)
+        if token:
+            req.page_token = token
+        return unary(ctx, method, req, options, idempotent=True)
+
+    return (item for page in paginate(fetch, base.page_token) for item in items(page))
 
 
 class PageStream(Iterator[_Page]):

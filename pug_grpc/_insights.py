@@ -7,7 +7,7 @@ from typing import Any, Unpack
 
 import grpc
 
-from pug_grpc._call import CallContext, CallOptions, paginate, unary
+from pug_grpc._call import CallContext, CallOptions, every_item, unary
 from pug_grpc._convert import TimeRangeLike, build, request
 from pug_grpc.gen.common.v1 import filter_schema_pb2
 from pug_grpc.gen.shared.insights.v1 import insights_pb2 as pb
@@ -122,17 +122,9 @@ class Insights:
             page_size=page_size,
             page_token=page_token,
         )
-        if self._ctx.guard is not None:
-            self._ctx.guard()
-
-        def fetch(token: str) -> pb.SegmentUsersResponse:
-            req = pb.SegmentUsersRequest()
-            req.CopyFrom(base)
-            if token:
-                req.page_token = token
-            return unary(self._ctx, self._stub.SegmentUsers, req, options, idempotent=True)
-
-        return (d for page in paginate(fetch, base.page_token) for d in page.distinct_ids)
+        return every_item(
+            self._ctx, self._stub.SegmentUsers, base, options, lambda page: page.distinct_ids
+        )
 
     def filter_schema(
         self,
