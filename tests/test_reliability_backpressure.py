@@ -87,7 +87,8 @@ def test_resource_exhausted_backs_off_exponentially_with_jitter_and_a_cap(
         for n, (cap, delay, gap) in enumerate(zip(caps, delays, gaps, strict=True), 1):
             assert 0.0 <= delay <= cap, f"retry {n}: wait {delay} above its cap {cap}"
             assert gap >= delay - 0.005, f"retry {n}: resent after {gap}s, before its {delay}s wait"
-            assert gap <= cap + 0.1, f"retry {n}: {gap}s gap, cap {cap}"
+            # Scheduling slack on a shared 2-core machine; an uncapped wait would reach 25 s.
+            assert gap <= cap + 0.5, f"retry {n}: {gap}s gap, cap {cap}"
         # Jitter: waits are drawn, not fixed (the chance of this failing by luck is ~1e-9).
         assert sum(d < 0.95 * c for d, c in zip(delays, caps, strict=True)) >= 8
         assert len({round(d, 4) for d in delays}) >= 9
