@@ -8,25 +8,22 @@ own rules, so a well-known event is refused on the client exactly where the sche
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import keyword
 import logging
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from google.protobuf import duration_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from pug_grpc._properties import Scalar, format_duration
+from pug_grpc._validation import field_path
 from pug_grpc.gen.catalog import OTHER_PLATFORM_KINDS, SERVER_KINDS, WellKnownEvent
 from pug_grpc.gen.common.events.v1 import options_pb2
 
 __all__ = ["CatalogError", "is_well_known", "properties_of_event", "properties_of_kind"]
-
-if TYPE_CHECKING:
-    import protovalidate
 
 _log = logging.getLogger("pug_grpc.catalog")
 _INT_RANGES: Final = {
@@ -35,14 +32,6 @@ _INT_RANGES: Final = {
 }
 _MAX_DURATION_S: Final = 315_576_000_000
 _DURATION: Final = "google.protobuf.Duration"
-
-
-@functools.cache
-def _validator() -> protovalidate.Validator:
-    """Built on the first well-known event: protovalidate costs about 12 MB once imported."""
-    import protovalidate
-
-    return protovalidate.Validator()
 
 
 class CatalogError(ValueError):
@@ -95,17 +84,17 @@ def _checked(
         if value is not None
     }
     message = message_class(**converted)
-    validator = _validator()
-    import protovalidate  # imported by _validator() already
+    import protovalidate  # on first use: it costs about 12 MB, and plain events never need it
 
     try:
-        violations = validator.collect_violations(message)
+        violations = protovalidate.collect_violations(message)
     except protovalidate.EvaluationError as exc:  # the catalog's rules are plain; be safe anyway
         raise CatalogError(kind, f"rules could not be evaluated: {exc}", "evaluation") from None
     if violations:
-        first = violations[0].proto
-        names = ", ".join(f"{_path(v.proto)}: {v.proto.rule_id}" for v in violations)
-        raise CatalogError(kind, f"{_path(first)} {first.message} ({names})", first.rule_id)
+        first = violations[0]
+        names = ", ".join(f"{field_path(v)}: {v.proto.rule_id}" for v in violations)
+        where = field_path(first) or "(message)"
+        raise CatalogError(kind, f"{where} {first.proto.message} ({names})", first.proto.rule_id)
     out: dict[str, Scalar] = {}
     for name, value in converted.items():
         field = fields[name]
@@ -116,11 +105,6 @@ def _checked(
         else:
             out[name] = value
     return out
-
-
-def _path(violation: Any) -> str:
-    field = violation.field
-    return ".".join(e.field_name for e in field.elements) if field else "(message)"
 
 
 def _is_pii(field: Any) -> bool:

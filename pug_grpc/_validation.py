@@ -17,7 +17,14 @@ from google.protobuf.message import Message
 
 from pug_grpc._properties import _valid_text
 
-__all__ = ["event_problem", "identify_problem", "is_uuid", "valid_kind", "violations"]
+__all__ = [
+    "event_problem",
+    "field_path",
+    "identify_problem",
+    "is_uuid",
+    "valid_kind",
+    "violations",
+]
 
 _log = logging.getLogger("pug_grpc.validation")
 
@@ -111,7 +118,8 @@ def coerce_id(value: object) -> object:
     return value
 
 
-def _path(violation: Any) -> str:
+def field_path(violation: Any) -> str:
+    """The dotted field path of a protovalidate violation (map keys in brackets); "" if none."""
     field = getattr(violation.proto, "field", None)
     elements = getattr(field, "elements", None) or ()
     parts: list[str] = []
@@ -141,7 +149,7 @@ def violations(message: Message) -> list[str]:
         return []
     out = []
     for violation in found:
-        path = _path(violation)
+        path = field_path(violation)
         text = violation.proto.message or violation.proto.rule_id
         out.append(f"{path}: {text}" if path else text)
     return out
