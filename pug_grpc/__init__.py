@@ -4,10 +4,6 @@ Generated message modules and stubs live under :mod:`pug_grpc.gen`, mirroring th
 paths (``pug_grpc.gen.sdk.events.v1.events_pb2``).
 """
 
-from pug_grpc._admin import PugAdmin
-from pug_grpc._client import Pug
-from pug_grpc._config import BatchSettings, RetrySettings
-from pug_grpc._convert import struct_to_dict
 from pug_grpc._errors import (
     PugAuthenticationError,
     PugConflictError,
@@ -21,8 +17,12 @@ from pug_grpc._errors import (
     PugRateLimitedError,
     PugUnavailableError,
 )
-from pug_grpc._events import new_anonymous_id
-from pug_grpc._outcomes import FlushResult, PugDeliveryError, Stats
+from pug_grpc._ingest.messages import new_anonymous_id
+from pug_grpc._ingest.outcomes import FlushResult, PugDeliveryError, Stats
+from pug_grpc._ingest.settings import BatchSettings, RetrySettings
+from pug_grpc._pug import Pug
+from pug_grpc._rpc.admin import PugAdmin
+from pug_grpc._rpc.convert import struct_to_dict
 from pug_grpc._version import __version__
 
 __all__ = [  # noqa: RUF022 - grouped by feature, sorted within each group

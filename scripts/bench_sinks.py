@@ -82,7 +82,6 @@ def run_grpc() -> None:
     from concurrent import futures
 
     import grpc
-
     from pug_grpc.gen.sdk.events.v1 import events_pb2, events_pb2_grpc
 
     counter = Counter()
@@ -135,7 +134,7 @@ def run_pug(validate: bool) -> None:
 
 
 def run_reads(profiles: int, events: int) -> None:
-    from pug_grpc._events import build_events, new_session_id
+    from pug_grpc._ingest.messages import build_events, new_session_id
     from pug_grpc.testing._convert import event_row
 
     server = _pug_server(validate=True)

@@ -1,0 +1,1 @@
+"""Reads and administration: one call path, request building and a namespace per service."""
