@@ -91,7 +91,7 @@ class Pug:
     """Send events and profile updates to Pug, in the background, without ever raising.
 
     ``api_key``, ``endpoint`` and ``project_id`` fall back to ``PUG_API_KEY``, ``PUG_ENDPOINT``
-    and ``PUG_PROJECT_ID``. See the README for the delivery guarantee.
+    and ``PUG_PROJECT_ID``. See docs/guarantees.md for the delivery guarantee.
     """
 
     def __init__(

@@ -1,4 +1,4 @@
-"""Every Python example in the README type-checks against the package (mypy, default mode)."""
+"""Every Python example in the README and docs/ type-checks against the package (mypy, default mode)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,12 @@ pytestmark = pytest.mark.slow
 
 
 def _examples() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return [
+        code
+        for page in pages
+        for code in re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
+    ]
 
 
 def test_readme_has_examples() -> None:

@@ -158,7 +158,7 @@ def exit_on_sigterm(signum, frame):
 
 signal.signal(signal.SIGTERM, exit_on_sigterm)
 """
-"""The README's SIGTERM snippet, verbatim."""
+"""The SIGTERM snippet of docs/guarantees.md, verbatim."""
 
 SIGTERM_CHILD = """
 import time
@@ -200,7 +200,7 @@ def test_sigterm_with_the_documented_handler_delivers_the_queue(
         assert found.duplicated_ids == {}
     else:
         # Python's default action kills the process without running atexit: the queue is
-        # lost. This is why the README documents the handler.
+        # lost. This is why docs/guarantees.md documents the handler.
         assert child.returncode == -signal.SIGTERM
         assert server.events == []
 
