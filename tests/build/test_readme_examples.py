@@ -1,4 +1,4 @@
-"""Every Python example in the README and docs/ type-checks against the package (mypy, default mode)."""
+"""Every Python example in the README and docs/ type-checks against the package (mypy)."""
 
 from __future__ import annotations
 
