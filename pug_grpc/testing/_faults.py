@@ -3,6 +3,11 @@
 Every knob is thread-safe and takes effect on the next call; ``clear()`` restores normal service.
 Method names may be given short (``"BatchCreate"``), as ``"EventsService.BatchCreate"`` or as the
 full path (``"/sdk.events.v1.EventsService/BatchCreate"``).
+
+Pug's own transient faults look like this: ``fail_next(code=UNAUTHENTICATED)`` answers "failed to
+validate API key" (its key lookup's database failed; pass ``message="failed to verify project
+access"`` for the other one), ``fail_next(code=INTERNAL, message="failed to accept events")`` a
+queue failure, ``outage()`` an HTTP/2 front whose origin is down.
 """
 
 from __future__ import annotations
@@ -17,13 +22,25 @@ import grpc
 __all__ = ["Faults", "InjectedFailure"]
 
 
+_DEFAULT_MESSAGES = {grpc.StatusCode.UNAUTHENTICATED: "failed to validate API key"}
+"""Default messages of injected failures: Pug's own words for a transient cause."""
+
+
 @dataclass(frozen=True)
 class InjectedFailure:
-    """One injected error: status code, message and optional push-back hint in milliseconds."""
+    """One injected error: status code, message, ErrorInfo reason and optional push-back."""
 
     code: grpc.StatusCode
     message: str
     pushback_ms: int | None = None
+    reason: str = ""
+
+
+def _failure(
+    code: grpc.StatusCode, message: str | None, reason: str | None, pushback_ms: int | None = None
+) -> InjectedFailure:
+    text = message if message is not None else _DEFAULT_MESSAGES.get(code, "injected failure")
+    return InjectedFailure(code, text, pushback_ms, reason or code.name)
 
 
 @dataclass
@@ -73,11 +90,18 @@ class Faults:
         *,
         times: int = 1,
         code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE,
-        message: str = "injected failure",
+        message: str | None = None,
         pushback_ms: int | None = None,
+        reason: str | None = None,
     ) -> None:
-        """Fail the next ``times`` calls of ``method`` (any method if None) before handling them."""
-        pending = _Pending(self._target(method), times, InjectedFailure(code, message, pushback_ms))
+        """Fail the next ``times`` calls of ``method`` (any method if None) before handling them.
+
+        ``message`` defaults to "failed to validate API key" for ``UNAUTHENTICATED`` (Pug's
+        transient credential fault) and to "injected failure" otherwise; ``reason`` (the
+        ErrorInfo token) to the code's name.
+        """
+        failure = _failure(code, message, reason, pushback_ms)
+        pending = _Pending(self._target(method), times, failure)
         with self._lock:
             self._fail_before.append(pending)
 
@@ -88,9 +112,10 @@ class Faults:
         times: int = 1,
         code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE,
         message: str = "injected failure after the request was stored",
+        reason: str | None = None,
     ) -> None:
         """Handle (and store) the next ``times`` calls, then fail their replies: a lost reply."""
-        pending = _Pending(self._target(method), times, InjectedFailure(code, message))
+        pending = _Pending(self._target(method), times, _failure(code, message, reason))
         with self._lock:
             self._fail_after.append(pending)
 
@@ -109,6 +134,7 @@ class Faults:
             self._outage_until = float("inf") if seconds is None else self._clock() + seconds
 
     def end_outage(self) -> None:
+        """End an outage now."""
         with self._lock:
             self._outage_until = None
 
@@ -131,6 +157,7 @@ class Faults:
     # -- used by the server -------------------------------------------------------------
 
     def in_outage(self) -> bool:
+        """Whether calls are to be answered UNAVAILABLE right now."""
         with self._lock:
             if self._outage_until is None:
                 return False
@@ -140,13 +167,16 @@ class Faults:
             return False
 
     def latency_for(self, method: str) -> float:
+        """Seconds every call of ``method`` waits before it is handled."""
         with self._lock:
             return self._latency.get(method, self._latency.get(None, 0.0))
 
     def take_failure(self, method: str) -> InjectedFailure | None:
+        """The failure the next call of ``method`` answers before it is handled, if any."""
         return self._take(self._fail_before, method)
 
     def take_failure_after(self, method: str) -> InjectedFailure | None:
+        """The failure the next call of ``method`` answers after it was handled, if any."""
         return self._take(self._fail_after, method)
 
     def _take(self, queue: list[_Pending], method: str) -> InjectedFailure | None:

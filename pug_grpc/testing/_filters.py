@@ -9,8 +9,8 @@ from typing import Any
 import grpc
 
 from pug_grpc.gen.common.v1 import filter_schema_pb2, filters_pb2
+from pug_grpc.testing._rows import EventRow, TypedValue, as_text
 from pug_grpc.testing._status import ServerError
-from pug_grpc.testing._store import EventRow, TypedValue, as_text
 
 __all__ = ["Lookup", "event_lookup", "matches_all", "matches_groups", "profile_lookup"]
 
@@ -141,6 +141,7 @@ def matches(f: filters_pb2.PropertyFilter, lookup: Lookup) -> bool:
 
 
 def matches_all(filters: Sequence[filters_pb2.PropertyFilter], lookup: Lookup) -> bool:
+    """Whether every filter holds."""
     return all(matches(f, lookup) for f in filters)
 
 

@@ -7,6 +7,7 @@ import logging
 import secrets
 import threading
 import time
+import zoneinfo
 from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field, replace
@@ -14,23 +15,27 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf import message
 
 from pug_grpc.gen.sdk.events.v1 import events_pb2
 from pug_grpc.gen.sdk.profiles.v1 import profiles_pb2 as sdk_profiles_pb2
-from pug_grpc.testing._auth import Authenticator, Caller, SessionIssuer
-from pug_grpc.testing._context import CallInfo, reset_current_call, set_current_call
+from pug_grpc.testing._call_path import CallPath
+from pug_grpc.testing._credential_checks import Authenticator
 from pug_grpc.testing._faults import Faults
-from pug_grpc.testing._services import Received, Services, add_all, served_methods
-from pug_grpc.testing._status import ServerError, new_request_id, to_grpc_status
+from pug_grpc.testing._recording import RecordedCall, Recorder
+from pug_grpc.testing._request_validation import RequestValidator
+from pug_grpc.testing._servicers import ServerState, add_all, served_methods
+from pug_grpc.testing._sessions import SessionIssuer
 from pug_grpc.testing._store import Store
-from pug_grpc.testing._validation import RequestValidator
 
-__all__ = ["LocalServer", "RecordedCall", "ServerConfig", "local_server"]
+__all__ = ["LocalServer", "ServerConfig", "local_server"]
 
 _log = logging.getLogger("pug_grpc.testing")
 
-_BATCH_METHOD = "/sdk.events.v1.EventsService/BatchCreate"
+_GZIP_ONLY = 0b101
+"""Accepted request compression: identity and gzip (bits 0 and 2); deflate is UNIMPLEMENTED."""
+_MAX_REQUEST_BYTES = 64 * 1024 * 1024
+"""Pug has no byte limit at the RPC layer: requests this large reach the handler, whose
+``publish_limit_bytes`` answers as Pug does, instead of grpcio's RESOURCE_EXHAUSTED at 4 MiB."""
 
 
 def _key(prefix: str) -> str:
@@ -42,7 +47,10 @@ class ServerConfig:
     """How a :class:`LocalServer` listens, what it accepts and where it keeps data.
 
     Keys left as ``None`` are generated per server; ``database`` is ``":memory:"`` or a SQLite
-    file path (data then survives a restart).
+    file path (data then survives a restart). ``reporting_timezone`` is the project's stored
+    time zone, which insight queries use whatever they ask for. ``publish_limit_bytes`` is the
+    size past which a batch or an identify fails with ``INTERNAL`` "failed to accept events"
+    (Pug's 1 MiB queue message cap; ``None`` for no limit).
     """
 
     host: str = "127.0.0.1"
@@ -58,25 +66,16 @@ class ServerConfig:
     access_token_ttl: float = 900.0
     validate: bool = True
     record: bool = True
-    list_page_size: int = 100
     max_workers: int = 16
+    reporting_timezone: str = "UTC"
+    publish_limit_bytes: int | None = 1024 * 1024
 
 
-@dataclass
-class RecordedCall:
-    """One call the server received: method, metadata, request and how it ended."""
-
-    method: str
-    metadata: dict[str, str]
-    request: message.Message | None
-    request_id: str
-    received_at: float
-    code: grpc.StatusCode | None = None
-    """``None`` while the call runs; ``OK`` or the error code once it has answered."""
-
-    @property
-    def short_method(self) -> str:
-        return self.method.rsplit("/", 1)[-1]
+def _zone(name: str) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"reporting_timezone {name!r} is not an IANA time zone") from None
 
 
 class LocalServer:
@@ -100,7 +99,7 @@ class LocalServer:
             public_key=config.public_key or _key("pub_"),
             private_key=config.private_key or _key("prv_"),
         )
-        self._clock = clock
+        zone = _zone(self.config.reporting_timezone)
         self.store = Store(self.config.database)
         self.faults = Faults(served_methods(), clock=monotonic)
         self.sessions = SessionIssuer(
@@ -112,27 +111,31 @@ class LocalServer:
             access_ttl=self.config.access_token_ttl,
             clock=clock,
         )
-        keys = {
-            str(self.config.public_key): self.config.project_id,
-            str(self.config.private_key): self.config.project_id,
-            **self.config.extra_api_keys,
-        }
-        self._auth = Authenticator(api_keys=keys, sessions=self.sessions)
-        self._validator = RequestValidator() if self.config.validate else None
-        self._received = Received()
-        self._calls: list[RecordedCall] = []
-        self._calls_lock = threading.Lock()
-        self._services = Services(
+        self._recorder = Recorder(enabled=self.config.record, clock=clock)
+        self._state = ServerState(
             store=self.store,
             sessions=self.sessions,
             faults=self.faults,
+            recorder=self._recorder,
             clock=clock,
-            received=self._received if self.config.record else None,
-            list_page_size=self.config.list_page_size,
+            reporting_timezone=zone,
+            publish_limit_bytes=self.config.publish_limit_bytes,
+        )
+        keys = {
+            self.public_key: self.config.project_id,
+            self.private_key: self.config.project_id,
+            **self.config.extra_api_keys,
+        }
+        self._stopping = threading.Event()
+        self._call_path = CallPath(
+            recorder=self._recorder,
+            faults=self.faults,
+            authenticator=Authenticator(api_keys=keys, sessions=self.sessions),
+            validator=RequestValidator() if self.config.validate else None,
+            stopping=self._stopping,
         )
         self._server: grpc.Server | None = None
         self._port = self.config.port
-        self._stopping = threading.Event()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -145,10 +148,15 @@ class LocalServer:
             futures.ThreadPoolExecutor(
                 max_workers=self.config.max_workers, thread_name_prefix="pug-local"
             ),
-            interceptors=[_CallWrapper(self)],
-            options=[("grpc.so_reuseport", 0)],
+            interceptors=[self._call_path],
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.compression_enabled_algorithms_bitset", _GZIP_ONLY),
+                ("grpc.max_receive_message_length", _MAX_REQUEST_BYTES),
+            ],
+            compression=grpc.Compression.Gzip,
         )
-        add_all(self._services, server)
+        add_all(self._state, server)
         port = server.add_insecure_port(f"{self.config.host}:{self._port}")
         if port == 0:
             raise OSError(f"the local Pug server could not bind {self.config.host}:{self._port}")
@@ -187,12 +195,14 @@ class LocalServer:
 
     @property
     def running(self) -> bool:
+        """Whether the server is serving now."""
         return self._server is not None
 
     # -- where and how to connect ---------------------------------------------------------
 
     @property
     def port(self) -> int:
+        """The port served (the one picked at the first start when the config says 0)."""
         return self._port
 
     @property
@@ -207,14 +217,17 @@ class LocalServer:
 
     @property
     def project_id(self) -> str:
+        """The project every key of this server belongs to."""
         return self.config.project_id
 
     @property
     def public_key(self) -> str:
+        """The ``pub_`` key (ingestion only)."""
         return str(self.config.public_key)
 
     @property
     def private_key(self) -> str:
+        """The ``prv_`` key (ingestion and reads)."""
         return str(self.config.private_key)
 
     def channel(self) -> grpc.Channel:
@@ -236,20 +249,17 @@ class LocalServer:
     @property
     def events(self) -> list[events_pb2.Event]:
         """Every accepted event in arrival order (a redelivered event appears again)."""
-        with self._received.lock:
-            return list(self._received.events)
+        return self._recorder.events
 
     @property
     def identifies(self) -> list[sdk_profiles_pb2.IdentifyRequest]:
         """Every accepted identify request in arrival order."""
-        with self._received.lock:
-            return list(self._received.identifies)
+        return self._recorder.identifies
 
     @property
     def calls(self) -> list[RecordedCall]:
         """Every call received, in order, including refused and failed ones."""
-        with self._calls_lock:
-            return list(self._calls)
+        return self._recorder.calls
 
     def calls_to(self, method: str) -> list[RecordedCall]:
         """Calls of one method (short, ``Service.Method`` or full path)."""
@@ -257,195 +267,33 @@ class LocalServer:
         return [c for c in self.calls if c.method == path]
 
     def stored_event_count(self) -> int:
-        """Distinct events in storage (redeliveries of the same event id count once)."""
+        """Events in storage as they count once merged: a redelivery of the same event counts
+        once (it is a second row until :meth:`merge_duplicates`, as in Pug's store)."""
         return self.store.count_events(self.project_id)
+
+    def stored_row_count(self) -> int:
+        """Event rows in storage now: a redelivered event counts again until the merge."""
+        return self.store.count_rows(self.project_id)
+
+    def merge_duplicates(self) -> int:
+        """Run Pug's background merge now (one row per project, minute, kind and event id);
+        returns how many rows it removed. Reads never do it by themselves."""
+        return self.store.merge_duplicates(self.project_id)
 
     def wait_for_events(self, count: int, *, timeout: float = 10.0) -> list[events_pb2.Event]:
         """Block until at least ``count`` events were accepted; ``TimeoutError`` otherwise."""
-        deadline = time.monotonic() + timeout
-        with self._received.lock:
-            while len(self._received.events) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"{len(self._received.events)} of {count} events arrived in {timeout} s"
-                    )
-                self._received.lock.wait(left)
-            return list(self._received.events)
+        return self._recorder.wait_for_events(count, timeout)
 
-    def wait_for_identifies(self, count: int, *, timeout: float = 10.0) -> list[Any]:
+    def wait_for_identifies(
+        self, count: int, *, timeout: float = 10.0
+    ) -> list[sdk_profiles_pb2.IdentifyRequest]:
         """Block until at least ``count`` identify requests were accepted."""
-        deadline = time.monotonic() + timeout
-        with self._received.lock:
-            while len(self._received.identifies) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"{count} identifies did not arrive in {timeout} s")
-                self._received.lock.wait(left)
-            return list(self._received.identifies)
+        return self._recorder.wait_for_identifies(count, timeout)
 
     def reset(self) -> None:
         """Forget recordings and injected faults (stored data stays)."""
         self.faults.clear()
-        with self._received.lock:
-            self._received.events.clear()
-            self._received.identifies.clear()
-        with self._calls_lock:
-            self._calls.clear()
-
-    # -- the call path (used by the wrapper) ----------------------------------------------
-
-    def _record(self, method: str, metadata: dict[str, str], request: Any) -> RecordedCall:
-        call = RecordedCall(
-            method=method,
-            metadata=metadata,
-            request=request if self.config.record else None,
-            request_id=new_request_id(),
-            received_at=self._clock(),
-        )
-        if self.config.record:
-            with self._calls_lock:
-                self._calls.append(call)
-        return call
-
-    def _admit(self, call: RecordedCall, request: message.Message) -> Caller:
-        """Everything before the handler: outage, latency, injected failure, auth, validation."""
-        method = call.method
-        if self.faults.in_outage():
-            raise ServerError(
-                grpc.StatusCode.UNAVAILABLE,
-                "the local Pug server is in a simulated outage",
-                "UNAVAILABLE",
-            )
-        delay = self.faults.latency_for(method)
-        if delay > 0:
-            self._stopping.wait(delay)
-        failure = self.faults.take_failure(method)
-        if failure is not None:
-            raise ServerError(
-                failure.code, failure.message, failure.code.name, pushback_ms=failure.pushback_ms
-            )
-        caller = self._auth.check(method, call.metadata)
-        if self._validator is not None:
-            violations = self._validator.violations(request)
-            if violations:
-                first = violations[0]
-                where = f"{first.field}: " if first.field else ""
-                more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
-                raise ServerError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"invalid request: {where}{first.description}{more}",
-                    "INVALID_EVENT_BATCH" if method == _BATCH_METHOD else "INVALID_ARGUMENT",
-                    violations=violations,
-                )
-        return caller
-
-    def _after(self, call: RecordedCall) -> None:
-        failure = self.faults.take_failure_after(call.method)
-        if failure is not None:
-            raise ServerError(failure.code, failure.message, failure.code.name)
-
-
-def _metadata(context: grpc.ServicerContext) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for key, value in context.invocation_metadata():
-        if not key.endswith("-bin"):
-            found[key] = value if isinstance(value, str) else value.decode("latin-1")
-    return found
-
-
-class _CallWrapper(grpc.ServerInterceptor):
-    """Wrap every handler with recording, faults, credentials, validation and error details."""
-
-    def __init__(self, server: LocalServer) -> None:
-        self._server = server
-
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
-
-    def _fail(self, context: grpc.ServicerContext, call: RecordedCall, error: ServerError) -> None:
-        call.code = error.code
-        _log.debug("%s %s failed: %s", call.request_id, call.method, error)
-        context.abort_with_status(to_grpc_status(error, request_id=call.request_id))
-
-    def _unary(
-        self, method: str, behavior: Callable[[Any, grpc.ServicerContext], Any]
-    ) -> Callable[[Any, grpc.ServicerContext], Any]:
-        server = self._server
-
-        def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
-            call = server._record(method, _metadata(context), request)
-            error: ServerError
-            try:
-                caller = server._admit(call, request)
-                token = set_current_call(CallInfo(call.request_id, method, caller, call.metadata))
-                try:
-                    response = behavior(request, context)
-                finally:
-                    reset_current_call(token)
-                server._after(call)
-            except ServerError as exc:
-                error = exc
-            except Exception:
-                _log.exception("%s %s crashed", call.request_id, method)
-                error = ServerError(grpc.StatusCode.INTERNAL, "internal error", "INTERNAL")
-            else:
-                call.code = grpc.StatusCode.OK
-                context.set_trailing_metadata((("x-request-id", call.request_id),))
-                return response
-            self._fail(context, call, error)
-            return None
-
-        return wrapped
-
-    def _stream(
-        self, method: str, behavior: Callable[[Any, grpc.ServicerContext], Iterator[Any]]
-    ) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
-        server = self._server
-
-        def wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            call = server._record(method, _metadata(context), request)
-            error: ServerError
-            try:
-                caller = server._admit(call, request)
-                token = set_current_call(CallInfo(call.request_id, method, caller, call.metadata))
-                try:
-                    yield from behavior(request, context)
-                finally:
-                    reset_current_call(token)
-                server._after(call)
-            except ServerError as exc:
-                error = exc
-            except Exception:
-                _log.exception("%s %s crashed", call.request_id, method)
-                error = ServerError(grpc.StatusCode.INTERNAL, "internal error", "INTERNAL")
-            else:
-                call.code = grpc.StatusCode.OK
-                context.set_trailing_metadata((("x-request-id", call.request_id),))
-                return
-            self._fail(context, call, error)
-
-        return wrapped
+        self._recorder.clear()
 
 
 @contextlib.contextmanager

@@ -2,169 +2,68 @@
 
 All access goes through one connection guarded by a lock, so concurrent batches are applied one
 transaction at a time; long reads are fetched in keyset-paged chunks so writers are never held
-off for long. Event properties are kept as JSON objects of ``[type, value]`` pairs so their
-value case (string, int, double, bool, timestamp) survives the round trip.
+off for long. Like Pug's event table (a ClickHouse ``ReplacingMergeTree``), a redelivered event
+is stored again as a second row; :meth:`Store.merge_duplicates` is the background merge, which
+keeps one row per project, ``occur_time`` minute, ``kind`` and ``event_id``.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-__all__ = [
-    "ActivitySummary",
-    "DeletionRow",
-    "EventRow",
-    "ProfileRow",
-    "Store",
-    "TypedValue",
-    "as_text",
-]
+from pug_grpc.testing._database import Database
+from pug_grpc.testing._rows import (
+    PAGEVIEW_KINDS,
+    ActivitySummary,
+    DeletionRow,
+    EventRow,
+    ProfileRow,
+    as_text,
+    dump_props,
+    load_props,
+)
 
-TypedValue = tuple[str, Any]
-"""A property value with its case: ``("s"|"i"|"d"|"b"|"t", value)``; ``t`` is RFC 3339 text."""
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    project_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    distinct_id TEXT NOT NULL,
-    profile_key TEXT NOT NULL,
-    session_id TEXT NOT NULL,
-    occur_us INTEGER NOT NULL,
-    received_us INTEGER NOT NULL,
-    auto_props TEXT NOT NULL,
-    custom_props TEXT NOT NULL,
-    UNIQUE (project_id, event_id)
-);
-CREATE INDEX IF NOT EXISTS events_by_profile ON events (project_id, profile_key, occur_us);
-CREATE INDEX IF NOT EXISTS events_by_time ON events (project_id, occur_us);
-CREATE TABLE IF NOT EXISTS profiles (
-    id TEXT PRIMARY KEY,
-    project_id TEXT NOT NULL,
-    external_id TEXT NOT NULL,
-    properties TEXT NOT NULL,
-    create_us INTEGER NOT NULL,
-    update_us INTEGER NOT NULL,
-    UNIQUE (project_id, external_id)
-);
-CREATE TABLE IF NOT EXISTS aliases (
-    project_id TEXT NOT NULL,
-    anonymous_id TEXT NOT NULL,
-    external_id TEXT NOT NULL,
-    PRIMARY KEY (project_id, anonymous_id)
-);
-CREATE TABLE IF NOT EXISTS deletions (
-    request_id TEXT PRIMARY KEY,
-    project_id TEXT NOT NULL,
-    external_id TEXT NOT NULL,
-    profile_id TEXT NOT NULL,
-    events_deleted INTEGER NOT NULL,
-    requested_us INTEGER NOT NULL,
-    completed_us INTEGER NOT NULL
-);
-"""
+__all__ = ["Store"]
 
 _EVENT_COLUMNS = (
     "seq, event_id, kind, distinct_id, profile_key, session_id, occur_us, received_us,"
     " auto_props, custom_props"
 )
+_MERGE_KEY = "project_id, occur_us / 60000000, kind, event_id"
 _CHUNK = 1000
 
 
-def _dumps(props: dict[str, TypedValue]) -> str:
-    return json.dumps(props, separators=(",", ":"), ensure_ascii=False)
+def _event_from(r: Sequence[Any]) -> EventRow:
+    return EventRow(
+        event_id=r[1],
+        kind=r[2],
+        distinct_id=r[3],
+        profile_key=r[4],
+        session_id=r[5],
+        occur_us=r[6],
+        received_us=r[7],
+        auto_props=load_props(r[8]),
+        custom_props=load_props(r[9]),
+        seq=r[0],
+    )
 
 
-def _loads_props(text: str) -> dict[str, TypedValue]:
-    return {key: (pair[0], pair[1]) for key, pair in json.loads(text).items()}
-
-
-@dataclass(frozen=True)
-class EventRow:
-    event_id: str
-    kind: str
-    distinct_id: str
-    session_id: str
-    occur_us: int
-    auto_props: dict[str, TypedValue]
-    custom_props: dict[str, TypedValue]
-    received_us: int = 0
-    profile_key: str = ""
-    seq: int = 0
-
-
-@dataclass(frozen=True)
-class ProfileRow:
-    id: str
-    external_id: str
-    properties: dict[str, Any]
-    create_us: int
-    update_us: int
-    project_id: str = ""
-
-
-@dataclass(frozen=True)
-class DeletionRow:
-    request_id: str
-    external_id: str
-    profile_id: str
-    events_deleted: int
-    requested_us: int
-    completed_us: int
-
-
-@dataclass
-class ActivitySummary:
-    first_us: int = 0
-    last_us: int = 0
-    total: int = 0
-    pageviews: int = 0
-    sessions: int = 0
-    latest_auto: dict[str, TypedValue] = field(default_factory=dict)
-
-
-PAGEVIEW_KINDS = ("page_view", "screen_view", "$pageview")
-
-
-class Store:
+class Store(Database):
     """Events, profiles, aliases and deletion requests of every project served."""
-
-    def __init__(self, path: str | Path = ":memory:") -> None:
-        self.path = str(path)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._lock = threading.RLock()
-        with self._lock:
-            if self.path != ":memory:":
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def _tx(self) -> _Transaction:
-        return _Transaction(self._db, self._lock)
 
     # -- writes ---------------------------------------------------------------------------
 
     def insert_events(self, project_id: str, rows: Sequence[EventRow]) -> int:
-        """Store events not stored before (by event id); returns how many were new."""
+        """Store every row (a redelivered event becomes a second row); returns how many."""
         with self._tx() as db:
             keys = {row.distinct_id for row in rows}
             aliases = self._aliases(db, project_id, keys)
-            before = db.total_changes
             db.executemany(
-                "INSERT OR IGNORE INTO events (project_id, event_id, kind, distinct_id,"
+                "INSERT INTO events (project_id, event_id, kind, distinct_id,"
                 " profile_key, session_id, occur_us, received_us, auto_props, custom_props)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [
@@ -177,13 +76,12 @@ class Store:
                         row.session_id,
                         row.occur_us,
                         row.received_us,
-                        _dumps(row.auto_props),
-                        _dumps(row.custom_props),
+                        dump_props(row.auto_props),
+                        dump_props(row.custom_props),
                     )
                     for row in rows
                 ],
             )
-            stored = db.total_changes - before
             first_seen: dict[str, int] = {}
             for row in rows:
                 key = aliases.get(row.distinct_id, row.distinct_id)
@@ -194,7 +92,22 @@ class Store:
                 " create_us, update_us) VALUES (?,?,?,'{}',?,?)",
                 [(str(uuid.uuid4()), project_id, k, t, t) for k, t in first_seen.items()],
             )
-        return stored
+        return len(rows)
+
+    def merge_duplicates(self, project_id: str | None = None) -> int:
+        """Do the background merge now: one row per merge key, the last stored kept.
+
+        Returns how many rows were removed.
+        """
+        where = "" if project_id is None else "WHERE project_id = ?"
+        with self._tx() as db:
+            cursor = db.execute(
+                "DELETE FROM events WHERE seq NOT IN"
+                f" (SELECT MAX(seq) FROM events {where} GROUP BY {_MERGE_KEY})"
+                + ("" if project_id is None else " AND project_id = ?"),
+                () if project_id is None else (project_id, project_id),
+            )
+            return int(cursor.rowcount)
 
     @staticmethod
     def _aliases(db: sqlite3.Connection, project_id: str, keys: Iterable[str]) -> dict[str, str]:
@@ -291,6 +204,7 @@ class Store:
         return str(found[0]) if found else distinct_id
 
     def deletion(self, project_id: str, request_id: str) -> DeletionRow | None:
+        """A recorded deletion request, or None."""
         with self._tx() as db:
             found = db.execute(
                 "SELECT request_id, external_id, profile_id, events_deleted, requested_us,"
@@ -300,6 +214,7 @@ class Store:
         return DeletionRow(*found) if found else None
 
     def profile(self, project_id: str, *, id: str = "", external_id: str = "") -> ProfileRow | None:
+        """One profile by id or by external id, or None."""
         with self._tx() as db:
             if id:
                 return self._profile_where(db, project_id, "id", id)
@@ -318,9 +233,14 @@ class Store:
             return None
         return ProfileRow(found[0], found[1], json.loads(found[2]), found[3], found[4], project_id)
 
-    def profiles(self, project_id: str) -> Iterator[ProfileRow]:
-        """Every profile, oldest first, fetched in chunks."""
-        last = (-1, "")
+    def profiles(
+        self, project_id: str, *, after: tuple[int, str] | None = None
+    ) -> Iterator[ProfileRow]:
+        """Every profile, oldest first (by create time, then id), fetched in chunks.
+
+        ``after`` continues after the profile with that (create_us, id).
+        """
+        last = after or (-(2**62), "")
         while True:
             with self._tx() as db:
                 chunk = db.execute(
@@ -340,6 +260,7 @@ class Store:
         project_id: str,
         *,
         profile_key: str | None = None,
+        distinct_id: str | None = None,
         session_id: str | None = None,
         kind: str | None = None,
         start_us: int | None = None,
@@ -347,14 +268,15 @@ class Store:
         newest_first: bool = True,
         after: tuple[int, int] | None = None,
     ) -> Iterator[EventRow]:
-        """Stored events matching the given conditions, fetched in keyset-paged chunks.
+        """Stored rows matching the given conditions, fetched in keyset-paged chunks.
 
-        ``after`` continues after the event with that (occur_us, seq) in the chosen order.
+        ``after`` continues after the row with that (occur_us, seq) in the chosen order.
         """
         where = ["project_id = ?"]
         args: list[Any] = [project_id]
         for column, value in (
             ("profile_key", profile_key),
+            ("distinct_id", distinct_id),
             ("session_id", session_id),
             ("kind", kind),
         ):
@@ -379,29 +301,28 @@ class Store:
                     [*args, *(cursor or ()), _CHUNK],
                 ).fetchall()
             for r in chunk:
-                yield EventRow(
-                    event_id=r[1],
-                    kind=r[2],
-                    distinct_id=r[3],
-                    profile_key=r[4],
-                    session_id=r[5],
-                    occur_us=r[6],
-                    received_us=r[7],
-                    auto_props=_loads_props(r[8]),
-                    custom_props=_loads_props(r[9]),
-                    seq=r[0],
-                )
+                yield _event_from(r)
             if len(chunk) < _CHUNK:
                 return
             cursor = (chunk[-1][6], chunk[-1][0])
 
-    def count_events(self, project_id: str | None = None) -> int:
+    def count_rows(self, project_id: str) -> int:
+        """Stored event rows of a project, redeliveries included (before the merge)."""
         with self._tx() as db:
-            if project_id is None:
-                return int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
             return int(
                 db.execute(
                     "SELECT COUNT(*) FROM events WHERE project_id = ?", (project_id,)
+                ).fetchone()[0]
+            )
+
+    def count_events(self, project_id: str) -> int:
+        """Events of a project once merged: rows with the same merge key count once."""
+        with self._tx() as db:
+            return int(
+                db.execute(
+                    f"SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE project_id = ?"
+                    f" GROUP BY {_MERGE_KEY})",
+                    (project_id,),
                 ).fetchone()[0]
             )
 
@@ -425,7 +346,7 @@ class Store:
                 ).fetchall()
             for key, first, last, total, pageviews, sessions, auto in rows:
                 result[key] = ActivitySummary(
-                    first, last, total, int(pageviews or 0), sessions, _loads_props(auto)
+                    first, last, total, int(pageviews or 0), sessions, load_props(auto)
                 )
         return result
 
@@ -486,36 +407,3 @@ class Store:
                 (project_id, key, kind, kind, limit),
             ).fetchall()
         return [as_text((case, value)) for case, value in rows]
-
-
-def as_text(value: TypedValue) -> str:
-    """A property value as the text a filter or a value list compares with."""
-    case, raw = value
-    if case == "b":
-        return "true" if raw else "false"
-    if case == "d":
-        return repr(float(raw))
-    return str(raw)
-
-
-class _Transaction:
-    """Hold the store lock and wrap the statements in one SQLite transaction."""
-
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
-        self._db = db
-        self._lock = lock
-        self._outer = False
-
-    def __enter__(self) -> sqlite3.Connection:
-        self._lock.acquire()
-        self._outer = not self._db.in_transaction
-        if self._outer:
-            self._db.execute("BEGIN IMMEDIATE")
-        return self._db
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        try:
-            if self._outer:
-                self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
-        finally:
-            self._lock.release()

@@ -23,7 +23,7 @@ from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, message
 from pug_grpc.gen.buf.validate import validate_pb2
 from pug_grpc.testing._status import FieldViolation
 
-__all__ = ["RequestValidator", "rewrite_enum_names"]
+__all__ = ["RequestValidator", "refusal_message", "rewrite_enum_names"]
 
 _log = logging.getLogger("pug_grpc.testing")
 
@@ -139,15 +139,16 @@ class RequestValidator:
 
 def _convert(violation: protovalidate.Violation) -> FieldViolation:
     proto = violation.proto
-    path = proto.field
+    elements = proto.field.elements if proto.field is not None else ()
     return FieldViolation(
-        field=_field_path(path.elements) if path is not None else "",
+        field=".".join(str(e.field_name) for e in elements),
         description=proto.message or proto.rule_id,
         reason=proto.rule_id,
+        at=_indexed_path(elements),
     )
 
 
-def _field_path(elements: Sequence[Any]) -> str:
+def _indexed_path(elements: Sequence[Any]) -> str:
     parts: list[str] = []
     for element in elements:
         text = str(element.field_name)
@@ -157,3 +158,11 @@ def _field_path(elements: Sequence[Any]) -> str:
             text += f"[{key!r}]" if isinstance(key, str) else f"[{key}]"
         parts.append(text)
     return ".".join(parts)
+
+
+def refusal_message(violations: Sequence[FieldViolation]) -> str:
+    """The status message of a refused request: the first violation, located, and a count."""
+    first = violations[0]
+    where = f"{first.at or first.field}: " if (first.at or first.field) else ""
+    more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+    return f"invalid request: {where}{first.description}{more}"

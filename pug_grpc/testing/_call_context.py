@@ -1,4 +1,4 @@
-"""What the call wrapper knows about the call a handler is serving."""
+"""What the call path knows about the call a handler is serving (a context variable)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import contextvars
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pug_grpc.testing._auth import Caller
+from pug_grpc.testing._credential_checks import Caller
 
-__all__ = ["CallInfo", "current_call"]
+__all__ = ["CallInfo", "current_call", "reset_current_call", "set_current_call"]
 
 
 @dataclass(frozen=True)
 class CallInfo:
+    """The call being served: its request id, method, caller and (text) metadata."""
+
     request_id: str
     method: str
     caller: Caller
@@ -23,12 +25,15 @@ _CURRENT: contextvars.ContextVar[CallInfo] = contextvars.ContextVar("pug_local_c
 
 
 def current_call() -> CallInfo:
+    """The call this handler thread is serving."""
     return _CURRENT.get()
 
 
 def set_current_call(info: CallInfo) -> contextvars.Token[CallInfo]:
+    """Make ``info`` the current call; pass the token to :func:`reset_current_call` after."""
     return _CURRENT.set(info)
 
 
 def reset_current_call(token: contextvars.Token[CallInfo]) -> None:
+    """Restore the call that was current before :func:`set_current_call`."""
     _CURRENT.reset(token)

@@ -1,20 +1,24 @@
-"""Trends insights: event counts (or another aggregation) per kind per time bucket."""
+"""Trends insights: event counts (or another aggregation) per kind per time bucket.
+
+Buckets follow the project's reporting time zone, as in Pug (a query's own ``timezone`` is
+ignored).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import grpc
 
 from pug_grpc.gen.common.v1 import filters_pb2
 from pug_grpc.gen.shared.insights.v1 import insights_pb2
-from pug_grpc.testing._convert import from_us, to_us
 from pug_grpc.testing._filters import event_lookup, matches_all, matches_groups
+from pug_grpc.testing._rows import EventRow, as_text
 from pug_grpc.testing._status import ServerError
-from pug_grpc.testing._store import EventRow, Store, as_text
+from pug_grpc.testing._store import Store
+from pug_grpc.testing._wire_values import from_us, to_us
 
 __all__ = ["bucket_starts", "trends"]
 
@@ -22,19 +26,6 @@ _G = insights_pb2.Granularity
 _A = insights_pb2.AggregationType
 _NONE = "(none)"
 _DEFAULT_BREAKDOWN_LIMIT = 25
-
-
-def _invalid(message: str) -> ServerError:
-    return ServerError(grpc.StatusCode.INVALID_ARGUMENT, message, "INVALID_ARGUMENT")
-
-
-def _zone(name: str) -> dt.tzinfo:
-    if not name:
-        return dt.UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise _invalid(f"unknown timezone {name!r}") from None
 
 
 def _floor(moment: dt.datetime, granularity: int) -> dt.datetime:
@@ -113,8 +104,9 @@ def _breakdown_key(row: EventRow, properties: list[str]) -> tuple[str, ...]:
 
 
 def trends(
-    store: Store, project_id: str, request: insights_pb2.QueryRequest
+    store: Store, project_id: str, request: insights_pb2.QueryRequest, zone: dt.tzinfo
 ) -> insights_pb2.QueryResponse:
+    """Answer a trends query over the project's stored events, bucketed in ``zone``."""
     spec = request.spec
     if spec.insight_type != insights_pb2.INSIGHT_TYPE_TRENDS:
         name = insights_pb2.InsightType.Name(spec.insight_type)
@@ -130,7 +122,6 @@ def trends(
             "session metrics are not implemented by the local Pug server",
             "UNIMPLEMENTED",
         )
-    zone = _zone(request.timezone)
     start_us = to_us(getattr(request.time_range, "from"))
     end_us = to_us(request.time_range.to)
     starts = bucket_starts(start_us, end_us, request.granularity, zone)

@@ -16,7 +16,7 @@ from pug_grpc.gen.sdk.profiles.v1 import profiles_pb2 as sdk_profiles_pb2
 from pug_grpc.gen.sdk.profiles.v1 import profiles_pb2_grpc as sdk_profiles_pb2_grpc
 
 from pug_grpc.testing import LocalServer, local_server
-from pug_grpc.testing._validation import RequestValidator, rewrite_enum_names
+from pug_grpc.testing._request_validation import RequestValidator, rewrite_enum_names
 from tests.support.server import details, key_md
 
 pytestmark = pytest.mark.timeout(120)
@@ -34,11 +34,15 @@ def channel(server: LocalServer) -> Iterator[grpc.Channel]:
         yield opened
 
 
+REPEATED_UUID = str(uuid.uuid4())
+"""Drawn more than once, in either case, it makes a batch repeat an event_id."""
 _ids = st.one_of(
     st.just(""),
     st.uuids().map(str),
     st.text(max_size=40),
-    st.sampled_from(["cookieless-1", "anon-1", "user 1", "ÿ", str(uuid.uuid4()).upper()]),
+    st.sampled_from(
+        ["cookieless-1", "anon-1", "user 1", "ÿ", REPEATED_UUID.upper(), REPEATED_UUID]
+    ),
 )
 _keys = st.one_of(st.text(max_size=8), st.sampled_from(["$lib", "$", "plan", "$ip", "a.b"]))
 _values = st.one_of(
@@ -73,6 +77,11 @@ def _events(draw: st.DrawFn) -> events_pb2.Event:
     return built
 
 
+def _names_only(violation: protovalidate.Violation) -> str:
+    path = violation.proto.field
+    return "" if path is None else ".".join(e.field_name for e in path.elements)
+
+
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -82,15 +91,28 @@ def test_batch_verdict_equals_protovalidate(
 ) -> None:
     request = events_pb2.BatchCreateRequest(events=events)
     expected = protovalidate.collect_violations(request)
+    ids = [e.event_id.lower() for e in events]
+    repeated = len(set(ids)) < len(ids)
     stub = events_pb2_grpc.EventsServiceStub(channel)
     try:
         reply = stub.BatchCreate(request, metadata=key_md(server), timeout=10)
     except grpc.RpcError as error:
         found = details(error)
-        assert found.code == grpc.StatusCode.INVALID_ARGUMENT, found.message
-        assert len(found.violations) == len(expected)
+        assert (found.code, found.reason) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "INVALID_EVENT_BATCH",
+        ), found.message
+        if expected:
+            # Field paths are names only, as Pug sends them; indexes are in the message.
+            paths = [_names_only(v) for v in expected]
+            assert sorted(field for field, _ in found.violations) == sorted(paths)
+        else:
+            assert repeated, found.message
+            assert "duplicate event_id" in found.message
+            assert found.violations == []
     else:
         assert not expected, [v.proto.rule_id for v in expected]
+        assert not repeated
         assert reply.accepted + reply.dropped == len(events)
 
 
