@@ -124,7 +124,7 @@ def run_pug(validate: bool) -> None:
 
     def counted_insert(project_id: str, rows: Sequence[Any]) -> int:
         stored: int = insert(project_id, rows)
-        counter.add(stored)  # new rows only: a redelivered event id is not counted twice
+        counter.add(stored)  # every stored row: a redelivery is stored again, as in Pug
         return stored
 
     # An instance attribute shadows the method for this sink only: the services call it.
@@ -135,7 +135,7 @@ def run_pug(validate: bool) -> None:
 
 def run_reads(profiles: int, events: int) -> None:
     from pug_grpc._ingest.messages import build_events, new_session_id
-    from pug_grpc.testing._convert import event_row
+    from pug_grpc.testing._servicers.ingestion import event_row
 
     server = _pug_server(validate=True)
     store = server.store

@@ -137,25 +137,25 @@ def test_retry_pushback_trailer_is_honoured(leak_guard: LeakGuard) -> None:
 
 
 @pytest.mark.parametrize(
-    ("options", "code", "error_type"),
+    ("options", "injected", "code", "error_type"),
     [
-        ({"api_key": WRONG_KEY}, grpc.StatusCode.UNAUTHENTICATED, PugAuthenticationError),
-        (
-            {"project_id": "proj_someone_else"},
-            grpc.StatusCode.PERMISSION_DENIED,
-            PugPermissionError,
-        ),
+        ({"api_key": WRONG_KEY}, False, grpc.StatusCode.UNAUTHENTICATED, PugAuthenticationError),
+        # Pug ignores x-project-id next to an API key, so the denial is injected.
+        ({}, True, grpc.StatusCode.PERMISSION_DENIED, PugPermissionError),
     ],
     ids=["unauthenticated", "permission-denied"],
 )
 def test_permanent_errors_dead_letter_the_events_to_on_error(
     leak_guard: LeakGuard,
     options: dict[str, Any],
+    injected: bool,
     code: grpc.StatusCode,
     error_type: type[PugError],
 ) -> None:
     reports = leak_guard.reports()
     with pug_server() as server:
+        if injected:
+            server.faults.fail_next("BatchCreate", code=code)
         pug = client(server, batch=ONE_BATCH, on_error=reports, **options)
         track_numbered(pug, 30)
         result = pug.flush(timeout=10)
