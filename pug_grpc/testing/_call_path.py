@@ -8,6 +8,7 @@ becomes a status with Pug's error details; any other exception is ``INTERNAL``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -130,51 +131,46 @@ class CallPath(grpc.ServerInterceptor):
         call.code = grpc.StatusCode.OK
         context.set_trailing_metadata((("x-request-id", call.request_id),))
 
+    @contextlib.contextmanager
+    def _handling(self, call: RecordedCall, request: message.Message) -> Iterator[None]:
+        """Admit the call, make it current while its handler runs, then check for a lost reply."""
+        caller = self._admit(call, request)
+        token = set_current_call(CallInfo(call.request_id, call.method, caller, call.metadata))
+        try:
+            yield
+        finally:
+            reset_current_call(token)
+        self._after(call)
+
+    def _as_server_error(self, call: RecordedCall, error: Exception) -> ServerError:
+        if isinstance(error, ServerError):
+            return error
+        _log.error("%s %s crashed", call.request_id, call.method, exc_info=error)
+        return internal("internal error")
+
     def _unary(self, method: str, behavior: _Handler) -> _Handler:
         def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
             call = self._recorder.call(method, _text_metadata(context), request)
-            error: ServerError
             try:
-                caller = self._admit(call, request)
-                token = set_current_call(CallInfo(call.request_id, method, caller, call.metadata))
-                try:
+                with self._handling(call, request):
                     response = behavior(request, context)
-                finally:
-                    reset_current_call(token)
-                self._after(call)
-            except ServerError as exc:
-                error = exc
-            except Exception:
-                _log.exception("%s %s crashed", call.request_id, method)
-                error = internal("internal error")
-            else:
-                self._succeed(context, call)
-                return response
-            self._fail(context, call, error)
-            return None
+            except Exception as error:
+                self._fail(context, call, self._as_server_error(call, error))
+                return None
+            self._succeed(context, call)
+            return response
 
         return wrapped
 
     def _stream(self, method: str, behavior: _StreamHandler) -> _StreamHandler:
         def wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             call = self._recorder.call(method, _text_metadata(context), request)
-            error: ServerError
             try:
-                caller = self._admit(call, request)
-                token = set_current_call(CallInfo(call.request_id, method, caller, call.metadata))
-                try:
+                with self._handling(call, request):
                     yield from behavior(request, context)
-                finally:
-                    reset_current_call(token)
-                self._after(call)
-            except ServerError as exc:
-                error = exc
-            except Exception:
-                _log.exception("%s %s crashed", call.request_id, method)
-                error = internal("internal error")
-            else:
-                self._succeed(context, call)
+            except Exception as error:
+                self._fail(context, call, self._as_server_error(call, error))
                 return
-            self._fail(context, call, error)
+            self._succeed(context, call)
 
         return wrapped

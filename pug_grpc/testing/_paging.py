@@ -18,14 +18,17 @@ def _encode(*parts: object) -> str:
     return base64.urlsafe_b64encode(":".join(map(str, parts)).encode()).decode()
 
 
-def _decode(token: str, kind: str, count: int) -> list[str]:
+def _cursor(token: str, kind: str) -> tuple[int, str] | None:
+    """(number, text) of a token made by ``_encode(kind, number, text)``; None for no token."""
+    if not token:
+        return None
     try:
-        parts = base64.urlsafe_b64decode(token.encode()).decode().split(":", count)
+        found, number, text = base64.urlsafe_b64decode(token.encode()).decode().split(":", 2)
+        if found != kind:
+            raise ValueError(kind)
+        return int(number), text
     except ValueError:
-        parts = []
-    if len(parts) != count + 1 or parts[0] != kind:
-        raise invalid_argument("page_token is not valid", "INVALID_PAGE_TOKEN")
-    return parts[1:]
+        raise invalid_argument("page_token is not valid", "INVALID_PAGE_TOKEN") from None
 
 
 def event_token(occur_us: int, seq: int) -> str:
@@ -35,11 +38,11 @@ def event_token(occur_us: int, seq: int) -> str:
 
 def event_cursor(token: str) -> tuple[int, int] | None:
     """The (time, sequence) an event page token continues after; None for the first page."""
-    if not token:
+    found = _cursor(token, "after")
+    if found is None:
         return None
-    occur, seq = _decode(token, "after", 2)
     try:
-        return int(occur), int(seq)
+        return found[0], int(found[1])
     except ValueError:
         raise invalid_argument("page_token is not valid", "INVALID_PAGE_TOKEN") from None
 
@@ -51,10 +54,4 @@ def profile_token(create_us: int, profile_id: str) -> str:
 
 def profile_cursor(token: str) -> tuple[int, str] | None:
     """The (create time, id) a profile page token continues after; None for the first page."""
-    if not token:
-        return None
-    create, profile_id = _decode(token, "profile", 2)
-    try:
-        return int(create), profile_id
-    except ValueError:
-        raise invalid_argument("page_token is not valid", "INVALID_PAGE_TOKEN") from None
+    return _cursor(token, "profile")

@@ -11,6 +11,7 @@ from pug_grpc.gen.common.v1 import property_value_pb2
 from pug_grpc.testing._rows import TypedValue, as_text
 
 __all__ = [
+    "device_and_place",
     "first_text",
     "from_us",
     "plain",
@@ -77,3 +78,16 @@ def first_text(props: Mapping[str, TypedValue], *names: str) -> str:
         if value is not None:
             return as_text(value)
     return ""
+
+
+def device_and_place(auto: Mapping[str, TypedValue]) -> dict[str, str]:
+    """The browser, OS, device and place fields of activity summaries, from the latest event."""
+    return {
+        "browser": first_text(auto, "$browser"),
+        "browser_version": first_text(auto, "$browserVersion"),
+        "os": first_text(auto, "$os"),
+        "os_version": first_text(auto, "$osVersion"),
+        "device": first_text(auto, "$device"),
+        "country": first_text(auto, "$country"),
+        "city": first_text(auto, "$city"),
+    }

@@ -12,7 +12,7 @@ from pug_grpc.gen.sdk.events.v1 import events_pb2, events_pb2_grpc
 from pug_grpc.gen.shared.profiles.v1 import profiles_pb2, profiles_pb2_grpc
 
 from pug_grpc.testing import LocalServer, local_server
-from tests.support.server import event, key_md
+from tests.support.server import details, event, key_md
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -131,3 +131,21 @@ def test_only_gzip_request_compression_is_accepted(pug_server: LocalServer) -> N
     assert "deflate" in caught.value.details()  # type: ignore[attr-defined]
     assert pug_server.stored_row_count() == 2
     assert len(pug_server.calls) == 2  # grpcio refused it before the call path saw it
+
+
+def test_a_crashing_handler_answers_internal_with_details(
+    pug_server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> int:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(pug_server.store, "insert_events", broken)
+    with pytest.raises(grpc.RpcError) as caught:
+        _send(pug_server, event())
+    found = details(caught.value)
+    assert (found.code, found.message, found.reason) == (
+        grpc.StatusCode.INTERNAL,
+        "internal error",
+        "INTERNAL",
+    )
+    assert pug_server.calls[-1].code == grpc.StatusCode.INTERNAL

@@ -21,7 +21,7 @@ from pug_grpc.testing._rows import EventRow
 from pug_grpc.testing._servicers.filter_schema import filter_schema, property_values
 from pug_grpc.testing._servicers.state import ServerState
 from pug_grpc.testing._status import not_found
-from pug_grpc.testing._wire_values import first_text, from_us, struct_from, to_us
+from pug_grpc.testing._wire_values import device_and_place, from_us, struct_from, to_us
 
 __all__ = ["ActivityServicer", "time_range_us"]
 
@@ -154,19 +154,12 @@ class ActivityServicer(activity_pb2_grpc.ActivityServiceServicer):
             properties=struct_from(profile.properties if profile else {})
         )
         if summary is not None:
-            auto = summary.latest_auto
             reply.stats.CopyFrom(
                 activity_pb2.ProfileStats(
                     first_seen=from_us(summary.first_us),
                     last_seen=from_us(summary.last_us),
                     total_events=summary.total,
-                    browser=first_text(auto, "$browser"),
-                    browser_version=first_text(auto, "$browserVersion"),
-                    os=first_text(auto, "$os"),
-                    os_version=first_text(auto, "$osVersion"),
-                    device=first_text(auto, "$device"),
-                    country=first_text(auto, "$country"),
-                    city=first_text(auto, "$city"),
+                    **device_and_place(summary.latest_auto),
                 )
             )
         for day, count in self._s.store.heatmap(project, key, None, None):

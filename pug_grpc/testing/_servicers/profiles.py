@@ -18,7 +18,7 @@ from pug_grpc.testing._paging import profile_cursor, profile_token
 from pug_grpc.testing._rows import ActivitySummary, ProfileRow
 from pug_grpc.testing._servicers.state import ServerState
 from pug_grpc.testing._status import new_request_id, not_found
-from pug_grpc.testing._wire_values import first_text, from_us, struct_from
+from pug_grpc.testing._wire_values import device_and_place, first_text, from_us, struct_from
 
 __all__ = ["LIST_PAGE_SIZE", "ProfilesServicer", "profile_message"]
 
@@ -44,14 +44,8 @@ def profile_message(row: ProfileRow, activity: ActivitySummary | None) -> profil
                 total_events=activity.total,
                 pageviews=activity.pageviews,
                 sessions=activity.sessions,
-                browser=first_text(auto, "$browser"),
-                browser_version=first_text(auto, "$browserVersion"),
-                os=first_text(auto, "$os"),
-                os_version=first_text(auto, "$osVersion"),
-                device=first_text(auto, "$device"),
-                country=first_text(auto, "$country"),
                 region=first_text(auto, "$region"),
-                city=first_text(auto, "$city"),
+                **device_and_place(auto),
             )
         )
     return profile
