@@ -40,7 +40,9 @@ from tests.support.read_servers import (
 _DETAILS = "grpc-status-details-bin"
 
 
-def connect_error(code: grpc.StatusCode, message: str, status: Status | None = None) -> ConnectError:
+def connect_error(
+    code: grpc.StatusCode, message: str, status: Status | None = None
+) -> ConnectError:
     """A Connect error carrying the details of a ``google.rpc.Status``, as Pug sends them."""
     name = "CANCELED" if code == grpc.StatusCode.CANCELLED else code.name
     details = [

@@ -3,6 +3,7 @@
 Each contract method maps to one facade call made with plain Python arguments; the call goes to
 the loopback server, which must see that exact method path with the request the facade built.
 The two ingestion methods (sdk.*) belong to the ``Pug`` ingestion facade and are checked there.
+Every method is reached over gRPC and over Connect.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import grpc
 import pytest
 from google.protobuf.message import Message
 from pug_grpc.gen.common.v1 import filter_schema_pb2 as fs
@@ -31,7 +31,6 @@ from pug_grpc.gen.shared.insights.v1 import insights_pb2 as ins
 from pug_grpc.gen.shared.profiles.v1 import profiles_pb2 as pr
 
 from pug_grpc import PugAdmin
-from pug_grpc._credentials import CredentialsInterceptor
 from pug_grpc._pug import Pug
 from pug_grpc._rpc.activity import Activity
 from pug_grpc._rpc.dashboards import Dashboards, SharedDashboards
@@ -40,11 +39,11 @@ from pug_grpc._rpc.orgs import Customers, EmailProviders, Orgs
 from pug_grpc._rpc.profiles import Profiles
 from pug_grpc._rpc.projects import Projects
 from pug_grpc._rpc.reads import Reads
-from pug_grpc._transport import intercept
+from tests.rpc.clients import KEY, reads, transport_of
 from tests.support.protos import CONTRACT
-from tests.support.read_servers import EMAIL, PASSWORD, Running, serve
+from tests.support.read_servers import EMAIL, PASSWORD, Running
 
-KEY = "prv_test_0123456789abcdef"
+TRANSPORTS = ("grpc", "connect")
 START = datetime(2026, 1, 1, tzinfo=UTC)
 END = datetime(2026, 2, 1, tzinfo=UTC)
 
@@ -427,22 +426,20 @@ def contract_paths() -> list[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def running() -> Iterator[Running]:
-    with serve() as running:
-        yield running
-
-
 @pytest.fixture
 def clients(running: Running) -> Iterator[tuple[Clients, Running]]:
     running.reset()
-    channel = intercept(grpc.insecure_channel(running.target), CredentialsInterceptor(api_key=KEY))
-    admin = PugAdmin(running.endpoint, project_id="proj-1", clock=running.clock, timeout=5.0)
+    admin = PugAdmin(
+        running.endpoint,
+        project_id="proj-1",
+        clock=running.clock,
+        timeout=5.0,
+        transport=transport_of(running),  # type: ignore[arg-type]
+    )
     admin.sign_in_with_email(EMAIL, PASSWORD)
     running.state.received.clear()
-    yield Clients(Reads(channel, api_key=KEY, timeout=5.0), admin), running
+    yield Clients(reads(running, timeout=5.0), admin), running
     admin.close()
-    channel.close()
 
 
 def test_every_contract_method_is_accounted_for() -> None:
