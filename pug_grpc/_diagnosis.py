@@ -70,8 +70,8 @@ _MESSAGES: dict[Cause, str] = {
         'transport="connect", which speaks the Connect protocol over HTTP/1.1'
     ),
     Cause.HTTP2_ONLY_ENDPOINT: (
-        "the endpoint speaks only HTTP/2 gRPC and refused the Connect protocol's HTTP/1.1 "
-        'request: use transport="grpc" for it'
+        "the endpoint does not speak HTTP/1.1 and answered the Connect protocol's request as "
+        'an HTTP/2-only gRPC server does: use transport="grpc" for it'
     ),
     Cause.CONNECTION_REFUSED: (
         "the connection was refused: nothing listens at that address and port (is the server "
@@ -104,7 +104,13 @@ _PATTERNS: tuple[tuple[Cause, tuple[str, ...]], ...] = (
             "http_1_1_required",
         ),
     ),
-    (Cause.HTTP2_ONLY_ENDPOINT, ("invalid http version parsed",)),
+    (
+        Cause.HTTP2_ONLY_ENDPOINT,
+        (
+            "invalid http version parsed",  # an HTTP/2 reply to an HTTP/1.1 request
+            "received unexpected message from connection",  # the server's preface came first
+        ),
+    ),
     (
         Cause.TLS_TO_PLAINTEXT_PORT,
         (

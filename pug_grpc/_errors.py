@@ -27,11 +27,11 @@ __all__ = [
     "PugError",
     "PugFailedPreconditionError",
     "PugInvalidArgumentError",
+    "PugMessageTooLargeError",
     "PugNotFoundError",
     "PugPermissionError",
     "PugPublicKeyError",
     "PugRateLimitedError",
-    "PugMessageTooLargeError",
     "PugUnavailableError",
     "error_from_rpc",
 ]

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from connectrpc.client import ConnectClientSync
     from connectrpc.errors import ConnectError
     from connectrpc.method import MethodInfo
-    from pyqwest import SyncClient
+    from pyqwest import SyncHTTPTransport
 
 __all__ = ["ConnectTransport", "connect_available", "status_error"]
 
@@ -144,7 +144,7 @@ class ConnectTransport:
         self._gzip = check_compression(compression) == grpc.Compression.Gzip
         self._receive_limit = receive_limit
         self._lock = threading.Lock()
-        self._http: dict[float | None, SyncClient] = {}
+        self._http: dict[float | None, SyncHTTPTransport] = {}
         self._clients: dict[float | None, ConnectClientSync] = {}
         self._infos: dict[str, MethodInfo[Any, Any]] = {}
 
@@ -177,22 +177,20 @@ class ConnectTransport:
             from connectrpc.compression.gzip import GzipCompression
             from pyqwest import SyncClient, SyncHTTPTransport
 
-            http = SyncClient(
-                SyncHTTPTransport(
-                    tls_ca_cert=self._roots,
-                    tls_include_system_certs=self._roots is None,
-                    read_timeout=read_timeout,
-                    use_system_dns=True,
-                    follow_redirects=False,
-                    enable_otel=False,
-                )
+            http = SyncHTTPTransport(
+                tls_ca_cert=self._roots,
+                tls_include_system_certs=self._roots is None,
+                read_timeout=read_timeout,
+                use_system_dns=True,
+                follow_redirects=False,
+                enable_otel=False,
             )
             client = ConnectClientSync(
                 self._address,
                 codec=_Codec(),
                 send_compression=GzipCompression() if self._gzip else None,
                 read_max_bytes=self._receive_limit,
-                http_client=http,
+                http_client=SyncClient(http),
             )
             self._http[read_timeout] = http
             self._clients[read_timeout] = client
@@ -285,13 +283,16 @@ class ConnectTransport:
         return _Stream(replies)
 
     def close(self) -> None:
-        """Close the HTTP clients this transport opened."""
+        """Close the connections this transport (and its siblings) opened."""
         with self._lock:
             clients = list(self._clients.values())
+            pools = list(self._http.values())
             self._clients.clear()
             self._http.clear()
         for client in clients:
             client.close()
+        for pool in pools:
+            pool.close()
 
 
 def _millis(timeout: float | None) -> int | None:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
-
 from pug_grpc._credentials import CredentialsInterceptor
 from pug_grpc._rpc.reads import Reads, connect_reads
-from pug_grpc._transport import intercept
+from pug_grpc._transport import intercept, open_channel
 from tests.support.read_servers import Running
 
 KEY = "prv_test_0123456789abcdef"
@@ -24,5 +22,5 @@ def reads(server: Running, key: str = KEY, **kwargs: Any) -> Reads:
     if transport_of(server) == "connect":
         made, _ = connect_reads(server.endpoint, api_key=key, **kwargs)
         return made
-    channel = intercept(grpc.insecure_channel(server.target), CredentialsInterceptor(api_key=key))
+    channel = intercept(open_channel(server.endpoint), CredentialsInterceptor(api_key=key))
     return Reads(channel, api_key=key, **kwargs)

@@ -133,16 +133,28 @@ class ConnectRunning(Running):
 
 
 @contextmanager
-def serve_connect() -> Iterator[ConnectRunning]:
-    """Serve every read/admin service over Connect on 127.0.0.1 port 0 for the block."""
-    clock = FakeClock()
-    state = ReadServer(now=clock)
-    app = _App(endpoints=endpoints(state), codecs=[google_protobuf_binary_codec()])
+def serve_endpoints(found: Mapping[str, EndpointSync[Any, Any]]) -> Iterator[int]:
+    """Serve ``found`` as one Connect WSGI application on waitress (HTTP/1.1); yield the port.
+
+    Waitress sends each streamed message as the application yields it, as Pug's server does.
+    """
+    app = _App(endpoints=found, codecs=[google_protobuf_binary_codec()])
     server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=8)
     thread = threading.Thread(target=server.run, name="connect-server", daemon=True)
     thread.start()
     try:
-        yield ConnectRunning(state, server.effective_port, clock)  # type: ignore[union-attr]
+        yield int(server.effective_port)  # type: ignore[union-attr]
     finally:
         server.close()
+        for channel in list(server._map.values()):  # clients' kept-alive connections
+            channel.close()
         thread.join(timeout=10)
+
+
+@contextmanager
+def serve_connect() -> Iterator[ConnectRunning]:
+    """Serve every read/admin service over Connect on 127.0.0.1 port 0 for the block."""
+    clock = FakeClock()
+    state = ReadServer(now=clock)
+    with serve_endpoints(endpoints(state)) as port:
+        yield ConnectRunning(state, port, clock)
