@@ -37,7 +37,7 @@ __all__ = [
 _M = TypeVar("_M", bound=Message)
 
 TimeRangeLike: TypeAlias = (
-    "time_pb2.TimeRange | tuple[datetime, datetime] | timedelta | Mapping[str, Any]"
+    time_pb2.TimeRange | tuple[datetime, datetime] | timedelta | Mapping[str, Any]
 )
 """A ``TimeRange``, a ``(from, to)`` pair of aware datetimes, or a ``timedelta`` ending now."""
 
