@@ -34,7 +34,8 @@ FACADES = (
 
 def members(cls: type) -> Iterator[tuple[str, object]]:
     for name, member in vars(cls).items():
-        if not name.startswith("_"):
+        # Users construct PugAdmin; the namespaces come from its properties (and Pug's).
+        if not name.startswith("_") or (name == "__init__" and cls is pug_grpc.PugAdmin):
             yield name, member
 
 
@@ -58,12 +59,13 @@ def hints_of(member: object) -> dict[str, object]:
 
 @pytest.mark.parametrize("cls", FACADES, ids=lambda c: c.__name__)
 def test_every_type_in_a_public_signature_is_exported(cls: type) -> None:
-    exported = {getattr(pug_grpc, name) for name in pug_grpc.__all__}
+    # By name: pug_grpc.RetrySettings is about to become pug_grpc._retry.RetrySettings.
+    exported = set(pug_grpc.__all__)
     missing = set()
     for name, member in members(cls):
         for hint in hints_of(member).values():
             for found in ours(hint):
-                if found not in exported and found is not Reads:
+                if found.__name__ not in exported and found is not Reads:
                     missing.add(f"{cls.__name__}.{name}: {found.__module__}.{found.__name__}")
     assert missing == set()
 
@@ -74,6 +76,7 @@ def test_every_public_method_has_a_docstring(cls: type) -> None:
         name
         for name, member in members(cls)
         if (inspect.isfunction(member) or isinstance(member, property))
+        and name != "__init__"
         and not (member.__doc__ or "").strip()
     ]
     assert undocumented == []
