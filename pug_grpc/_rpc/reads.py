@@ -66,10 +66,11 @@ class Reads:
     (a client may replace its channel, e.g. after a fork; the namespaces are rebuilt when it
     changes). ``retry`` (a :class:`RetrySettings`, ``None`` for none) is the default for reads
     that only read. ``is_closed`` reports whether the owning client is closed, checked before
-    every call.
+    every call. ``endpoint`` and ``tls`` describe a channel's connection for the messages of
+    connection failures (a transport knows its own).
     """
 
-    __slots__ = ("_bound", "_defaults", "_source")
+    __slots__ = ("_bound", "_defaults", "_endpoint", "_source", "_tls")
 
     def __init__(
         self,
@@ -80,11 +81,15 @@ class Reads:
         retry: RetrySettings | object | None = None,
         project_id: str | None = None,
         is_closed: Callable[[], bool] | None = None,
+        endpoint: str | None = None,
+        tls: bool | None = None,
     ) -> None:
         # ``object`` in the annotation keeps callers still typed for the old tenacity parameter
         # compiling; anything but RetrySettings or None is refused here, at construction.
         settings = _retry_settings(retry)
         self._source = source
+        self._endpoint = endpoint
+        self._tls = tls
         public_key = public_key_guard(api_key)
 
         def guard() -> None:
@@ -119,7 +124,11 @@ class Reads:
         source = self._current_source()
         bound = self._bound
         if bound is None or bound.source is not source:
-            transport = GrpcTransport(source) if isinstance(source, grpc.Channel) else source
+            transport = (
+                GrpcTransport(source, endpoint=self._endpoint, tls=self._tls)
+                if isinstance(source, grpc.Channel)
+                else source
+            )
             ctx = CallContext(transport=transport, **self._defaults)  # type: ignore[arg-type]
             bound = _Bound(source, Profiles(ctx), Activity(ctx), Insights(ctx))
             self._bound = bound

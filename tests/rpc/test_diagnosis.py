@@ -25,7 +25,6 @@ from pug_grpc._errors import PugConnectionError, PugUnavailableError
 from pug_grpc._retry import RetrySettings
 from pug_grpc._rpc.profiles import Profiles
 from pug_grpc._rpc.reads import Reads, connect_reads
-from pug_grpc._rpc.transport import GrpcTransport
 from pug_grpc._transport import intercept, open_channel, parse_endpoint
 from tests.rpc.clients import KEY
 from tests.support.loopback import SelfSignedCert, self_signed_cert
@@ -95,9 +94,8 @@ def grpc_reads(endpoint: str, credentials: grpc.ChannelCredentials | None = None
     channel = open_channel(endpoint, credentials=credentials)
     tls = parse_endpoint(endpoint, force_tls=credentials is not None).tls
     authed = intercept(channel, CredentialsInterceptor(api_key=KEY))
-    return Reads(
-        GrpcTransport(authed, endpoint=endpoint, tls=tls), api_key=KEY, timeout=10.0, retry=RETRY
-    )
+    # As Pug builds its reads: a function returning the client's channel, and what it is.
+    return Reads(lambda: authed, api_key=KEY, timeout=10.0, retry=RETRY, endpoint=endpoint, tls=tls)
 
 
 def fails_with(reads: Reads, cause: Cause) -> PugConnectionError:
