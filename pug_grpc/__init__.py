@@ -4,13 +4,16 @@ Generated message modules and stubs live under :mod:`pug_grpc.gen`, mirroring th
 paths (``pug_grpc.gen.sdk.events.v1.events_pb2``).
 """
 
+from pug_grpc._diagnosis import Cause as ConnectionCause
 from pug_grpc._errors import (
     PugAuthenticationError,
     PugConflictError,
+    PugConnectionError,
     PugDeadlineExceededError,
     PugError,
     PugFailedPreconditionError,
     PugInvalidArgumentError,
+    PugMessageTooLargeError,
     PugNotFoundError,
     PugPermissionError,
     PugPublicKeyError,
@@ -21,8 +24,16 @@ from pug_grpc._ingest.messages import new_anonymous_id
 from pug_grpc._ingest.outcomes import FlushResult, PugDeliveryError, Stats
 from pug_grpc._ingest.settings import BatchSettings, RetrySettings
 from pug_grpc._pug import Pug
+from pug_grpc._rpc.activity import Activity
 from pug_grpc._rpc.admin import PugAdmin
-from pug_grpc._rpc.convert import struct_to_dict
+from pug_grpc._rpc.call import USE_CLIENT_DEFAULT, CallOptions, PageStream, UseClientDefault
+from pug_grpc._rpc.convert import TimeRangeLike, struct_to_dict
+from pug_grpc._rpc.dashboards import Dashboards, SharedDashboards
+from pug_grpc._rpc.insights import Insights
+from pug_grpc._rpc.orgs import Customers, EmailProviders, Orgs
+from pug_grpc._rpc.profiles import Profiles
+from pug_grpc._rpc.projects import Projects
+from pug_grpc._rpc.session import Session
 from pug_grpc._version import __version__
 
 __all__ = [  # noqa: RUF022 - grouped by feature, sorted within each group
@@ -35,18 +46,36 @@ __all__ = [  # noqa: RUF022 - grouped by feature, sorted within each group
     "Stats",
     "new_anonymous_id",
     # reads/admin (issue 4)
+    "USE_CLIENT_DEFAULT",
+    "Activity",
+    "CallOptions",
+    "ConnectionCause",
+    "Customers",
+    "Dashboards",
+    "EmailProviders",
+    "Insights",
+    "Orgs",
+    "PageStream",
+    "Profiles",
+    "Projects",
     "PugAdmin",
     "PugAuthenticationError",
     "PugConflictError",
+    "PugConnectionError",
     "PugDeadlineExceededError",
     "PugError",
     "PugFailedPreconditionError",
     "PugInvalidArgumentError",
+    "PugMessageTooLargeError",
     "PugNotFoundError",
     "PugPermissionError",
     "PugPublicKeyError",
     "PugRateLimitedError",
     "PugUnavailableError",
+    "Session",
+    "SharedDashboards",
+    "TimeRangeLike",
+    "UseClientDefault",
     "struct_to_dict",
     # package
     "__version__",

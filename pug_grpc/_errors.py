@@ -1,7 +1,9 @@
 """The one error type of reads and administration, decoded from gRPC's rich error status.
 
 Callers branch on the subclass (or on ``reason``, the server's stable token) instead of on raw
-``grpc.StatusCode`` values, and get the server's correlation id for a support request.
+``grpc.StatusCode`` values, and get the server's correlation id for a support request. The
+Connect transport presents its errors in the same shape (a code, a message and a
+``google.rpc.Status`` details trailer), so :func:`error_from_rpc` is the only decoder.
 """
 
 from __future__ import annotations
@@ -15,13 +17,17 @@ from google.rpc.error_details_pb2 import BadRequest, ErrorInfo, RequestInfo, Ret
 from google.rpc.status_pb2 import Status
 from grpc_status import rpc_status
 
+from pug_grpc._diagnosis import diagnose
+
 __all__ = [
     "PugAuthenticationError",
     "PugConflictError",
+    "PugConnectionError",
     "PugDeadlineExceededError",
     "PugError",
     "PugFailedPreconditionError",
     "PugInvalidArgumentError",
+    "PugMessageTooLargeError",
     "PugNotFoundError",
     "PugPermissionError",
     "PugPublicKeyError",
@@ -170,6 +176,27 @@ class PugUnavailableError(PugError):
     default_code = grpc.StatusCode.UNAVAILABLE
 
 
+class PugConnectionError(PugUnavailableError):
+    """The endpoint could not be reached as configured; ``reason`` names the cause.
+
+    ``reason`` is a :class:`pug_grpc.ConnectionCause` value (``HTTP1_ENDPOINT``,
+    ``CONNECTION_REFUSED``, ``NAME_NOT_FOUND``, ``TLS_TO_PLAINTEXT_PORT``,
+    ``PLAINTEXT_TO_TLS_PORT``, ``TLS_UNTRUSTED``...) and the message says how to fix it.
+    """
+
+
+class PugMessageTooLargeError(PugError):
+    """A message passed a receive limit (``RESOURCE_EXHAUSTED`` "larger than max").
+
+    Not rate limiting, and not worth retrying: the same message fails the same way. Usually a
+    reply over this client's limit (ask for smaller pages, or raise
+    ``grpc.max_receive_message_length`` in ``channel_options``); sometimes a request over the
+    server's (send less per call).
+    """
+
+    default_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 class PugDeadlineExceededError(PugUnavailableError):
     """The call's deadline passed (``DEADLINE_EXCEEDED``); the server may still have acted."""
 
@@ -214,10 +241,20 @@ def _parse_status(value: bytes) -> Status | None:
         return None
 
 
-def error_from_rpc(error: grpc.RpcError) -> PugError:
+_RECEIVE_LIMIT_TEXT = ("received message larger than max", "larger than configured max")
+"""What grpcio and the Connect runtime say when a reply passes the local receive limit."""
+
+
+def error_from_rpc(
+    error: grpc.RpcError, *, tls: bool | None = None, endpoint: str | None = None
+) -> PugError:
     """Translate a failed call into the matching :class:`PugError` subclass.
 
-    The caller raises the result ``from error`` so the original stays reachable as ``__cause__``.
+    A connection failure that :func:`pug_grpc._diagnosis.diagnose` recognises becomes a
+    :class:`PugConnectionError` whose message says how to fix it (``tls`` and ``endpoint``
+    sharpen it); a reply over the local receive limit becomes a
+    :class:`PugMessageTooLargeError`, never a rate limit. The caller raises the result
+    ``from error`` so the original stays reachable as ``__cause__``.
     """
     code = _call_attr(error, "code")
     if not isinstance(code, grpc.StatusCode):
@@ -225,6 +262,21 @@ def error_from_rpc(error: grpc.RpcError) -> PugError:
     message = _call_attr(error, "details")
     if not isinstance(message, str):
         message = str(error)
+    found = diagnose(error, tls=tls, endpoint=endpoint)
+    if found is not None:
+        return PugConnectionError(
+            found.message, code=code, reason=found.reason, domain=CLIENT_DOMAIN
+        )
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and any(
+        text in message.lower() for text in _RECEIVE_LIMIT_TEXT
+    ):
+        return PugMessageTooLargeError(
+            f"a message passed a receive limit ({message}): for a reply over this client's "
+            "limit ask for smaller pages (page_size) or raise grpc.max_receive_message_length "
+            "in channel_options; for a request over the server's, send less per call",
+            reason="MESSAGE_TOO_LARGE",
+            domain=CLIENT_DOMAIN,
+        )
     fields: dict[str, Any] = {}
     violations: list[tuple[str, str]] = []
     status = _rich_status(error)

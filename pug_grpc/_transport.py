@@ -1,8 +1,10 @@
-"""Endpoint parsing, the TLS/plaintext rules, and channel construction.
+"""Endpoint parsing, the TLS/plaintext rules, and the channel rules of the real server.
 
-The rules exist so that a ``prv_`` key never travels in clear text by accident: plaintext is only
-chosen for loopback addresses, or for another host when the caller opts in with
-``allow_insecure=True``.
+The endpoint rules exist so that a ``prv_`` key never travels in clear text by accident:
+plaintext is only chosen for loopback addresses, or for another host when the caller opts in
+with ``allow_insecure=True``. The channel rules follow what Pug does on the wire: gzip is the
+only compression it accepts, its largest reply (a 1,000-event page) can pass gRPC's default
+4 MiB receive limit, and channels that sit idle behind proxies must not die silently.
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from urllib.parse import urlsplit
 
 import grpc
 
+from pug_grpc._names import ENV_ENDPOINT
 from pug_grpc._version import __version__
 
 __all__ = [
+    "KEEPALIVE_OPTIONS",
+    "RECEIVE_LIMIT",
     "USER_AGENT",
     "Endpoint",
+    "check_compression",
     "intercept",
     "is_loopback",
     "open_channel",
@@ -33,6 +39,33 @@ USER_AGENT = f"pug-grpc/{__version__}"
 
 _UA_OPTION = "grpc.primary_user_agent"
 _RETRIES_OPTION = "grpc.enable_retries"
+_RECEIVE_OPTION = "grpc.max_receive_message_length"
+
+_MAX_PAGE_EVENTS = 1_000
+"""The largest ``page_size`` of the feed and the explorer."""
+_MAX_EVENT_BYTES = 1024 * 1024 + 16 * 1024
+"""An event was accepted inside one ``BatchCreate`` published as one message of at most 1 MiB;
+the server adds a few hundred bytes of its own properties, and a read adds its framing."""
+RECEIVE_LIMIT = _MAX_PAGE_EVENTS * _MAX_EVENT_BYTES
+"""The largest reply the server can send (a full page of the largest events), about 1 GiB.
+
+gRPC's default of 4 MiB is passed by a 1,000-event page of ordinary events, and the failure is
+local and permanent; this bound never refuses a reply the server may legitimately send."""
+
+KEEPALIVE_OPTIONS: tuple[tuple[str, int], ...] = (
+    # Ping only while calls are in flight, and no more often than gRPC servers accept by
+    # default (5 minutes): a front that counts pings never answers ENHANCE_YOUR_CALM.
+    ("grpc.keepalive_time_ms", 300_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 0),
+    ("grpc.http2.max_pings_without_data", 2),
+    # An idle channel lets its connection go after 50 s and reconnects on the next call, so a
+    # proxy's idle cutoff (often 60 s) never leaves it holding a silently dead connection.
+    ("grpc.client_idle_timeout_ms", 50_000),
+)
+"""Channel options for long-lived channels behind proxies; ``channel_options`` overrides them."""
+
+_ALLOWED_COMPRESSION = (None, grpc.Compression.NoCompression, grpc.Compression.Gzip)
 _LOCAL_SCHEMES = ("unix:", "unix-abstract:")
 
 _Interceptor = (
@@ -91,7 +124,7 @@ def parse_endpoint(
     """
     raw = endpoint.strip() if isinstance(endpoint, str) else ""
     if not raw:
-        raise ValueError("an endpoint is required (pass endpoint=... or set PUG_ENDPOINT)")
+        raise ValueError(f"an endpoint is required (pass endpoint=... or set {ENV_ENDPOINT})")
     lowered = raw.lower()
     if lowered.startswith(_LOCAL_SCHEMES):
         if force_tls:
@@ -127,9 +160,26 @@ def parse_endpoint(
     return Endpoint(target=_target(host, port), host=host, tls=tls)
 
 
+def check_compression(compression: object) -> grpc.Compression | None:
+    """Return ``compression`` when Pug accepts it (gzip, or none), else raise ``ValueError``.
+
+    Pug answers every request compressed any other way (deflate...) with ``UNIMPLEMENTED``, so
+    a client built with it could deliver nothing.
+    """
+    if compression is None or (
+        isinstance(compression, grpc.Compression) and compression in _ALLOWED_COMPRESSION
+    ):
+        return compression
+    shown = compression.name if isinstance(compression, grpc.Compression) else repr(compression)
+    raise ValueError(
+        f"compression={shown} is not accepted by Pug, which answers every request compressed "
+        "other than with gzip with UNIMPLEMENTED: use grpc.Compression.Gzip or None"
+    )
+
+
 def _channel_options(extra: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
     user_agent = USER_AGENT
-    merged: dict[str, Any] = {}
+    merged: dict[str, Any] = {_RECEIVE_OPTION: RECEIVE_LIMIT, **dict(KEEPALIVE_OPTIONS)}
     for key, value in extra:
         if key == _UA_OPTION:
             user_agent = f"{value} {USER_AGENT}"
@@ -155,8 +205,11 @@ def open_channel(
 ) -> grpc.Channel:
     """Open the one channel a client uses, following the endpoint rules of :func:`parse_endpoint`.
 
-    TLS uses ``credentials`` when given, else the system trust roots.
+    TLS uses ``credentials`` when given, else the system trust roots. The channel holds
+    :data:`RECEIVE_LIMIT` and :data:`KEEPALIVE_OPTIONS` unless ``channel_options`` says
+    otherwise; ``compression`` must pass :func:`check_compression`.
     """
+    compression = check_compression(compression)
     parsed = parse_endpoint(
         endpoint, allow_insecure=allow_insecure, force_tls=credentials is not None
     )

@@ -391,9 +391,10 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
 
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from pug_grpc._cli.demo import DemoPlan, run_demo
+    from pug_grpc._names import ENV_ENDPOINT
     from pug_grpc.testing import LocalServer, ServerConfig
 
-    endpoint = args.endpoint or os.environ.get("PUG_ENDPOINT") or None
+    endpoint = args.endpoint or os.environ.get(ENV_ENDPOINT) or None
 
     def make_server() -> LocalServer:
         return LocalServer(ServerConfig(record=False)).start()

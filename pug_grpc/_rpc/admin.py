@@ -7,13 +7,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, Unpack
+from typing import Any, Literal, TypeVar, Unpack
 
 import grpc
-import tenacity
 
-from pug_grpc._credentials import CredentialsInterceptor, mask
+from pug_grpc._credentials import CredentialHeaders, CredentialsInterceptor, mask
 from pug_grpc._errors import PugError
+from pug_grpc._names import ENV_ENDPOINT, ENV_PROJECT_ID
+from pug_grpc._retry import RetrySettings
 from pug_grpc._rpc.activity import Activity
 from pug_grpc._rpc.call import CallContext, CallOptions, unary
 from pug_grpc._rpc.convert import request
@@ -23,9 +24,9 @@ from pug_grpc._rpc.orgs import Customers, EmailProviders, Orgs
 from pug_grpc._rpc.profiles import Profiles
 from pug_grpc._rpc.projects import Projects
 from pug_grpc._rpc.session import Session
-from pug_grpc._transport import intercept, open_channel
+from pug_grpc._rpc.transport import GrpcTransport, Transport, method
+from pug_grpc._transport import intercept, open_channel, parse_endpoint
 from pug_grpc.gen.public.auth.v1 import auth_pb2 as auth_pb
-from pug_grpc.gen.public.auth.v1 import auth_pb2_grpc as auth_grpc
 
 __all__ = ["PugAdmin"]
 
@@ -33,8 +34,30 @@ _log = logging.getLogger("pug_grpc.admin")
 
 _T = TypeVar("_T")
 
-_ENV_ENDPOINT = "PUG_ENDPOINT"
-_ENV_PROJECT = "PUG_PROJECT_ID"
+_AUTH = auth_pb.DESCRIPTOR.services_by_name["AuthService"]
+_SIGN_IN_WITH_EMAIL = method(
+    _AUTH, "SignInWithEmail", auth_pb.SignInWithEmailRequest, auth_pb.SignInWithEmailResponse
+)
+_REQUEST_MAGIC_LINK = method(
+    _AUTH, "RequestMagicLink", auth_pb.RequestMagicLinkRequest, auth_pb.RequestMagicLinkResponse
+)
+_COMPLETE_MAGIC_LINK = method(
+    _AUTH,
+    "CompleteMagicLink",
+    auth_pb.CompleteMagicLinkRequest,
+    auth_pb.CompleteMagicLinkResponse,
+)
+_COMPLETE_OAUTH = method(
+    _AUTH,
+    "CompleteOAuthSignIn",
+    auth_pb.CompleteOAuthSignInRequest,
+    auth_pb.CompleteOAuthSignInResponse,
+)
+_REFRESH_SESSION = method(
+    _AUTH, "RefreshSession", auth_pb.RefreshSessionRequest, auth_pb.RefreshSessionResponse
+)
+_SIGN_OUT = method(_AUTH, "SignOut", auth_pb.SignOutRequest, auth_pb.SignOutResponse)
+_DEMO_SIGN_IN = method(_AUTH, "DemoSignIn", auth_pb.DemoSignInRequest, auth_pb.DemoSignInResponse)
 
 
 class PugAdmin:
@@ -46,8 +69,13 @@ class PugAdmin:
     persist the rotated refresh token. ``project_id`` (or ``PUG_PROJECT_ID``) is sent as
     ``x-project-id`` on project-scoped calls; every call can override it with ``project_id=``.
 
-    ``retry`` (a ``tenacity.Retrying``) is the default for read-only calls; calls that change
-    something are retried only when given ``retry=`` themselves.
+    ``retry`` (a :class:`pug_grpc.RetrySettings`; ``None``, the default, for no retries) applies
+    to calls that only read; a call that changes something is retried only when given
+    ``retry=`` itself. ``transport="connect"`` speaks the Connect protocol over HTTP/1.1 or
+    HTTP/2 (the ``pug-grpc[connect]`` extra), which reaches Pug's own HTTP/1.1 port without an
+    HTTP/2 front; ``channel``, ``credentials`` and ``channel_options`` are gRPC's and do not
+    apply to it. ``root_certificates`` (PEM) replaces the system trust roots for either
+    transport.
     """
 
     def __init__(
@@ -58,34 +86,22 @@ class PugAdmin:
         refresh_token: str | None = None,
         project_id: str | None = None,
         timeout: float | None = 30.0,
-        retry: tenacity.Retrying | None = None,
+        retry: RetrySettings | None = None,
+        transport: Literal["grpc", "connect"] = "grpc",
         channel: grpc.Channel | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        root_certificates: bytes | None = None,
         channel_options: Sequence[tuple[str, Any]] = (),
         allow_insecure: bool = False,
         refresh_margin: float = 60.0,
         on_tokens: Callable[[str, str], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if channel is None:
-            target = endpoint or os.environ.get(_ENV_ENDPOINT, "")
-            channel = open_channel(
-                target,
-                credentials=credentials,
-                channel_options=channel_options,
-                allow_insecure=allow_insecure,
-            )
-            self._owns_channel = True
-        else:
-            self._owns_channel = False
-        self._raw = channel
-        self._timeout = timeout
-        self._retry = retry
-        self._closed = False
-        self._lock = threading.Lock()
-        self._project_id = project_id or os.environ.get(_ENV_PROJECT) or None
-        self._auth = auth_grpc.AuthServiceStub(channel)
-        self._public = CallContext(timeout=timeout, guard=self._check_open)
+        if retry is not None and not isinstance(retry, RetrySettings):
+            raise TypeError(f"retry takes pug_grpc.RetrySettings or None, not {type(retry)}")
+        if transport not in ("grpc", "connect"):
+            raise ValueError(f'transport must be "grpc" or "connect", not {transport!r}')
+        target = endpoint or os.environ.get(ENV_ENDPOINT, "")
         self.session = Session(
             self._trade_refresh_token,
             access_token=access_token,
@@ -94,9 +110,50 @@ class PugAdmin:
             refresh_margin=refresh_margin,
             on_tokens=on_tokens,
         )
-        self._authed = intercept(
-            channel, CredentialsInterceptor(access_token=self.session.token_for_call)
-        )
+        bearer = CredentialHeaders(access_token=self.session.token_for_call)
+        self._raw: grpc.Channel | None = None
+        self._authed: grpc.Channel | None = None
+        self._owns_channel = channel is None
+        public: Transport
+        authed: Transport
+        if transport == "connect":
+            if channel is not None or credentials is not None or channel_options:
+                raise ValueError(
+                    'channel, credentials and channel_options are for transport="grpc"; '
+                    'with transport="connect" pass root_certificates= for a private root'
+                )
+            from pug_grpc._rpc.connect import ConnectTransport
+
+            public_connect = ConnectTransport(
+                target, allow_insecure=allow_insecure, root_certificates=root_certificates
+            )
+            public, authed = public_connect, public_connect.with_credentials(bearer)
+        else:
+            if credentials is None and root_certificates is not None:
+                credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            tls: bool | None = None
+            if channel is None:
+                channel = open_channel(
+                    target,
+                    credentials=credentials,
+                    channel_options=channel_options,
+                    allow_insecure=allow_insecure,
+                )
+                tls = parse_endpoint(
+                    target, allow_insecure=allow_insecure, force_tls=credentials is not None
+                ).tls
+            self._raw = channel
+            self._authed = intercept(channel, CredentialsInterceptor(bearer))
+            shown = target if self._owns_channel else None
+            public = GrpcTransport(channel, endpoint=shown, tls=tls)
+            authed = GrpcTransport(self._authed, endpoint=shown, tls=tls)
+        self._transports = (public, authed)
+        self._timeout = timeout
+        self._retry = retry
+        self._closed = False
+        self._lock = threading.Lock()
+        self._project_id = project_id or os.environ.get(ENV_PROJECT_ID) or None
+        self._public = CallContext(transport=public, timeout=timeout, guard=self._check_open)
         self._namespaces: dict[str, object] = {}
 
     def __repr__(self) -> str:
@@ -112,10 +169,14 @@ class PugAdmin:
             raise PugError.client_side("this PugAdmin is closed", reason="CLIENT_CLOSED")
 
     def close(self) -> None:
-        """Close the channel (when this client opened it). Tokens are kept; see sign_out()."""
+        """Close the connection (when this client opened it). Tokens are kept; see sign_out()."""
         self._closed = True
-        if self._owns_channel:
+        if not self._owns_channel:
+            return
+        if self._raw is not None:
             self._raw.close()
+        for transport in self._transports:
+            transport.close()
 
     def __enter__(self) -> PugAdmin:
         return self
@@ -125,15 +186,24 @@ class PugAdmin:
 
     @property
     def channel(self) -> grpc.Channel:
-        """The authenticated channel, for the generated stubs (``*_pb2_grpc.*Stub``)."""
+        """The authenticated channel, for the generated stubs (``*_pb2_grpc.*Stub``).
+
+        Only with ``transport="grpc"``: the Connect transport has no channel.
+        """
+        if self._authed is None:
+            raise PugError.client_side(
+                'a PugAdmin with transport="connect" has no gRPC channel', reason="NO_CHANNEL"
+            )
         return self._authed
 
     @property
     def project_id(self) -> str | None:
+        """The project sent as ``x-project-id`` on project-scoped calls."""
         return self._project_id
 
     @project_id.setter
     def project_id(self, value: str | None) -> None:
+        """Switch project; namespaces built for the old one are dropped."""
         with self._lock:
             self._project_id = value or None
             self._namespaces.clear()
@@ -142,6 +212,7 @@ class PugAdmin:
 
     def _context(self, *, project: bool) -> CallContext:
         return CallContext(
+            transport=self._transports[1],
             timeout=self._timeout,
             retry=self._retry,
             project_id=self._project_id if project else None,
@@ -150,13 +221,11 @@ class PugAdmin:
             require_project=project,
         )
 
-    def _namespace(
-        self, name: str, factory: Callable[[grpc.Channel, CallContext], _T], *, project: bool
-    ) -> _T:
+    def _namespace(self, name: str, factory: Callable[[CallContext], _T], *, project: bool) -> _T:
         with self._lock:
             found = self._namespaces.get(name)
             if found is None:
-                found = factory(self._authed, self._context(project=project))
+                found = factory(self._context(project=project))
                 self._namespaces[name] = found
             return found  # type: ignore[return-value]
 
@@ -206,8 +275,7 @@ class PugAdmin:
         with self._lock:
             found = self._namespaces.get("shared_dashboards")
             if not isinstance(found, SharedDashboards):
-                public = self._public.replace(retry=self._retry)
-                found = SharedDashboards(self._raw, public)
+                found = SharedDashboards(self._public.replace(retry=self._retry))
                 self._namespaces["shared_dashboards"] = found
             return found
 
@@ -215,7 +283,7 @@ class PugAdmin:
 
     def _trade_refresh_token(self, refresh_token: str) -> tuple[str, str]:
         req = auth_pb.RefreshSessionRequest(refresh_token=refresh_token)
-        resp = unary(self._public, self._auth.RefreshSession, req, {})
+        resp = unary(self._public, _REFRESH_SESSION, req, {})
         return resp.token, resp.refresh_token
 
     def _adopt(self, token: str, refresh_token: str, how: str) -> None:
@@ -239,7 +307,7 @@ class PugAdmin:
             required=("email", "password"),
             password=password,
         )
-        resp = unary(self._public, self._auth.SignInWithEmail, req, options)
+        resp = unary(self._public, _SIGN_IN_WITH_EMAIL, req, options)
         self._adopt(resp.token, resp.refresh_token, "email sign-in")
         return resp
 
@@ -248,7 +316,7 @@ class PugAdmin:
     ) -> auth_pb.RequestMagicLinkResponse:
         """Mail a sign-in link; finish with :meth:`complete_magic_link` and the link's token."""
         req = request(auth_pb.RequestMagicLinkRequest, email, first="email", required=("email",))
-        return unary(self._public, self._auth.RequestMagicLink, req, options)
+        return unary(self._public, _REQUEST_MAGIC_LINK, req, options)
 
     def complete_magic_link(
         self,
@@ -266,7 +334,7 @@ class PugAdmin:
             required=("token",),
             timezone=timezone,
         )
-        resp = unary(self._public, self._auth.CompleteMagicLink, req, options)
+        resp = unary(self._public, _COMPLETE_MAGIC_LINK, req, options)
         self._adopt(resp.token, resp.refresh_token, "magic link")
         return resp
 
@@ -288,7 +356,7 @@ class PugAdmin:
             credential=credential,
             timezone=timezone,
         )
-        resp = unary(self._public, self._auth.CompleteOAuthSignIn, req, options)
+        resp = unary(self._public, _COMPLETE_OAUTH, req, options)
         self._adopt(resp.token, resp.refresh_token, "OAuth")
         return resp
 
@@ -297,7 +365,7 @@ class PugAdmin:
     ) -> auth_pb.DemoSignInResponse:
         """Sign in to the demo project; adopts its project id when none is set."""
         req = request(auth_pb.DemoSignInRequest, request_)
-        resp = unary(self._public, self._auth.DemoSignIn, req, options)
+        resp = unary(self._public, _DEMO_SIGN_IN, req, options)
         self._adopt(resp.token, resp.refresh_token, "demo")
         if resp.project_id and not self._project_id:
             self.project_id = resp.project_id
@@ -318,6 +386,6 @@ class PugAdmin:
         if token:
             req.refresh_token = token
         try:
-            return unary(self._public, self._auth.SignOut, req, options)
+            return unary(self._public, _SIGN_OUT, req, options)
         finally:
             self.session.clear()

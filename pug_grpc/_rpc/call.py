@@ -1,55 +1,78 @@
 """How one read or administration call is made: options, guards, auth recovery, retries, errors.
 
-Every namespace (``profiles``, ``orgs``…) goes through :func:`unary` or :class:`PageStream`, so
-the rules hold everywhere: nothing leaves a call but a response or a :class:`PugError`; a guard
-can refuse before the network; ``UNAUTHENTICATED`` triggers at most one session refresh and one
-resend; retries happen only under a caller-supplied tenacity policy.
+Every namespace (``profiles``, ``orgs``…) builds its request message and hands it to
+:func:`unary`, :func:`every_item` or :class:`PageStream` with a :class:`Method`; those send it
+through the context's :class:`~pug_grpc._rpc.transport.Transport` (gRPC or Connect), so the
+rules hold everywhere and exist once: nothing leaves a call but a reply or a
+:class:`PugError`; a guard can refuse before the network; ``UNAUTHENTICATED`` triggers at most
+one session refresh and one resend; retries follow one :class:`RetrySettings`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypedDict, TypeVar
+from typing import Any, Final, Protocol, TypedDict, TypeVar
 
 import grpc
-import tenacity
+from google.protobuf.message import Message
 
-from pug_grpc._errors import PugError, PugInvalidArgumentError, error_from_rpc
-
-if TYPE_CHECKING:
-    from grpc import _CallIterator
+from pug_grpc._diagnosis import diagnose
+from pug_grpc._errors import (
+    PugError,
+    PugInvalidArgumentError,
+    PugMessageTooLargeError,
+    error_from_rpc,
+)
+from pug_grpc._names import ENV_PROJECT_ID, PROJECT_HEADER
+from pug_grpc._retry import RetrySettings, retrying, status_code
+from pug_grpc._rpc.transport import Metadata, Method, ResponseStream, Transport
 
 __all__ = [
+    "USE_CLIENT_DEFAULT",
     "AuthHook",
     "CallContext",
     "CallOptions",
-    "Metadata",
     "PageStream",
+    "UseClientDefault",
+    "every_item",
     "paginate",
     "unary",
 ]
 
-_Req = TypeVar("_Req")
-_Resp = TypeVar("_Resp")
+_Req = TypeVar("_Req", bound=Message)
+_Resp = TypeVar("_Resp", bound=Message)
 _T = TypeVar("_T")
 
-PROJECT_HEADER: Final = "x-project-id"
 
-Metadata = tuple[tuple[str, str], ...]
+class UseClientDefault(enum.Enum):
+    """The type of :data:`USE_CLIENT_DEFAULT`."""
+
+    USE_CLIENT_DEFAULT = "USE_CLIENT_DEFAULT"
+
+    def __repr__(self) -> str:
+        return "USE_CLIENT_DEFAULT"
+
+
+USE_CLIENT_DEFAULT: Final = UseClientDefault.USE_CLIENT_DEFAULT
+"""A call option's value that means "the client's default", the same as leaving it out."""
 
 
 class CallOptions(TypedDict, total=False):
     """Per-call overrides every facade method takes as keywords; absent means the client's default.
 
-    ``timeout`` is in seconds (``None``: no deadline); ``retry`` a ``tenacity.Retrying`` policy
-    (``None``: no retries); ``project_id`` the ``x-project-id`` sent with this call.
+    ``timeout`` is in seconds (``None``: no deadline; for a streamed listing it bounds the wait
+    for each page); ``retry`` a :class:`RetrySettings` (``None``: no retries); ``project_id``
+    the ``x-project-id`` of this call (JWT sessions only: an API key implies its project).
+    Any of them may be :data:`USE_CLIENT_DEFAULT`, the same as leaving it out.
     """
 
-    timeout: float | None
-    retry: tenacity.Retrying | None
-    project_id: str | None
+    timeout: float | UseClientDefault | None
+    retry: RetrySettings | UseClientDefault | None
+    project_id: str | UseClientDefault | None
 
 
 class AuthHook(Protocol):
@@ -64,80 +87,111 @@ class AuthHook(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class CallContext:
-    """Defaults a namespace applies to each call; per-call arguments override them.
+    """The transport and the defaults a namespace applies to each call.
 
-    ``guard`` runs before anything is sent (the ``pub_`` refusal lives there). ``require_project``
-    refuses a call that would go out without an ``x-project-id`` (JWT sessions need one for
-    project-scoped services; API keys imply their project).
+    ``retry`` is the client's default for idempotent calls only (``None``: no retries); a call
+    that changes something is retried only when given ``retry=`` itself. ``guard`` runs before
+    anything is sent (the ``pub_`` refusal lives there). ``require_project`` refuses a call
+    that would go out without an ``x-project-id`` (JWT sessions need one for project-scoped
+    services); ``api_key`` marks an API-key client, whose calls refuse a ``project_id=`` the
+    server would ignore. ``clock`` and ``sleep`` drive the retry waits.
     """
 
+    transport: Transport
     timeout: float | None = 30.0
-    retry: tenacity.Retrying | None = None
+    retry: RetrySettings | None = None
     project_id: str | None = None
     guard: Callable[[], None] | None = None
     auth: AuthHook | None = None
     require_project: bool = False
+    api_key: bool = False
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
 
-    def replace(self, **changes: object) -> CallContext:
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+    def replace(self, **changes: Any) -> CallContext:
+        """A copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+
+def _option(options: CallOptions, name: str, default: _T) -> Any:
+    value = options.get(name, USE_CLIENT_DEFAULT)
+    return default if value is USE_CLIENT_DEFAULT else value
 
 
 def _metadata(ctx: CallContext, options: CallOptions) -> Metadata:
-    project = options.get("project_id", ctx.project_id)
+    given = _option(options, "project_id", None)
+    if given and ctx.api_key:
+        raise PugInvalidArgumentError.client_side(
+            f"project_id={given!r} has no effect on a call made with an API key: the server "
+            "reads the key's own project and ignores x-project-id; use a key of that project, "
+            "or a PugAdmin session",
+            reason="PROJECT_ID_WITH_API_KEY",
+        )
+    project = given or ctx.project_id
     if project:
         return ((PROJECT_HEADER, project),)
     if ctx.require_project:
         raise PugInvalidArgumentError.client_side(
             "this call is project-scoped: pass project_id=... to the call or the client "
-            "(or set PUG_PROJECT_ID)",
+            f"(or set {ENV_PROJECT_ID})",
             reason="PROJECT_ID_REQUIRED",
         )
     return ()
 
 
-def _attempt(
-    ctx: CallContext,
-    send: Callable[[Metadata, float | None], _T],
-    metadata: Metadata,
-    timeout: float | None,
-) -> _T:
-    """One attempt, with at most one session refresh and resend on ``UNAUTHENTICATED``."""
+def _convert(ctx: CallContext, error: grpc.RpcError) -> PugError:
+    transport = ctx.transport
+    return error_from_rpc(error, tls=transport.tls, endpoint=transport.endpoint)
+
+
+def _attempt(ctx: CallContext, send: Callable[[], _T]) -> _T:
+    """One attempt, with at most one session refresh and resend on ``UNAUTHENTICATED``.
+
+    A failure that another attempt cannot cure (a misconfigured endpoint, a message over a
+    size limit) is converted here, so no retry policy spends its budget on it.
+    """
     recovered = False
     while True:
         generation = ctx.auth.prepare() if ctx.auth is not None else 0
         try:
-            return send(metadata, timeout)
+            return send()
         except grpc.RpcError as error:
-            code = error.code() if isinstance(error, grpc.Call) else None
             if (
                 not recovered
-                and code == grpc.StatusCode.UNAUTHENTICATED
+                and status_code(error) == grpc.StatusCode.UNAUTHENTICATED
                 and ctx.auth is not None
                 and ctx.auth.recover(generation)
             ):
                 recovered = True
                 continue
-            raise error_from_rpc(error) from error
+            converted = _convert(ctx, error)
+            found = diagnose(error, tls=ctx.transport.tls)
+            if (found is not None and not found.retryable) or isinstance(
+                converted, PugMessageTooLargeError
+            ):
+                raise converted from error
+            raise
 
 
-def _run(ctx: CallContext, options: CallOptions, fn: Callable[[], _T], idempotent: bool) -> _T:
-    # The client-wide default covers only calls that are safe to repeat.
-    policy = options.get("retry", ctx.retry if idempotent else None)
-    if policy is None:
-        return fn()
+def _run(ctx: CallContext, options: CallOptions, send: Callable[[], _T], idempotent: bool) -> _T:
+    """Run ``send`` under the retry settings in force; raise only :class:`PugError`."""
+    settings: object = _option(options, "retry", ctx.retry if idempotent else None)
+    if settings is not None and not isinstance(settings, RetrySettings):
+        raise TypeError(f"retry= takes RetrySettings or None, not {type(settings).__name__}")
     try:
-        return policy.copy()(fn)
-    except tenacity.RetryError as exhausted:
-        # A policy without reraise=True wraps the last failure; callers are promised PugError.
-        last = exhausted.last_attempt.exception()
-        if isinstance(last, PugError):
-            raise last from last.__cause__
-        raise
+        if settings is None:
+            return _attempt(ctx, send)
+        # A fresh policy per call: it holds this call's start time and attempt count.
+        policy = retrying(settings, clock=ctx.clock, sleep=ctx.sleep)
+        result: _T = policy(_attempt, ctx, send)
+        return result
+    except grpc.RpcError as error:
+        raise _convert(ctx, error) from error
 
 
 def unary(
     ctx: CallContext,
-    method: grpc.UnaryUnaryMultiCallable[_Req, _Resp],
+    method: Method[_Req, _Resp],
     request: _Req,
     options: CallOptions,
     *,
@@ -145,17 +199,18 @@ def unary(
 ) -> _Resp:
     """Send one unary request under ``ctx`` and the per-call ``options``.
 
-    ``idempotent`` marks a call that only reads, so the client's default retry policy applies.
+    ``idempotent`` marks a call that only reads, so the client's default retry settings apply.
     """
     if ctx.guard is not None:
         ctx.guard()
     metadata = _metadata(ctx, options)
-    deadline = options.get("timeout", ctx.timeout)
+    timeout: float | None = _option(options, "timeout", ctx.timeout)
+    transport = ctx.transport
 
-    def send(md: Metadata, t: float | None) -> _Resp:
-        return method(request, timeout=t, metadata=md)
+    def send() -> _Resp:
+        return transport.unary(method, request, metadata=metadata, timeout=timeout)
 
-    return _run(ctx, options, lambda: _attempt(ctx, send, metadata, deadline), idempotent)
+    return _run(ctx, options, send, idempotent)
 
 
 class _Paged(Protocol):
@@ -185,21 +240,20 @@ def paginate(fetch: Callable[[str], _Page], first_token: str = "") -> Iterator[_
         seen.add(token)
 
 
-class _PagedRequest(Protocol):
-    page_token: str
-
-    def CopyFrom(self, other: Any, /) -> None: ...  # noqa: N802 (protobuf's name)
-
-
-_PReq = TypeVar("_PReq", bound=_PagedRequest)
+def _with_token(base: _Req, token: str) -> _Req:
+    request = type(base)()
+    request.CopyFrom(base)
+    if token:
+        request.page_token = token  # type: ignore[attr-defined]
+    return request
 
 
 def every_item(
     ctx: CallContext,
-    method: grpc.UnaryUnaryMultiCallable[_PReq, _Page],
-    base: _PReq,
+    method: Method[_Req, Any],
+    base: _Req,
     options: CallOptions,
-    items: Callable[[_Page], Iterable[_T]],
+    items: Callable[[Any], Iterable[_T]],
 ) -> Iterator[_T]:
     """Every item of a ``page_token``-paged read, fetching pages as the iteration needs them.
 
@@ -207,41 +261,40 @@ def every_item(
     """
     if ctx.guard is not None:
         ctx.guard()
+    _metadata(ctx, options)  # refuse a bad project_id now too
 
-    def fetch(token: str) -> _Page:
-        req = type(base)()
-        req.CopyFrom(base)
-        if token:
-            req.page_token = token
-        return unary(ctx, method, req, options, idempotent=True)
+    def fetch(token: str) -> Any:
+        return unary(ctx, method, _with_token(base, token), options, idempotent=True)
 
-    return (item for page in paginate(fetch, base.page_token) for item in items(page))
+    first: str = base.page_token  # type: ignore[attr-defined]
+    return (item for page in paginate(fetch, first) for item in items(page))
 
 
 class PageStream(Iterator[_Page]):
     """Pages of a server-streaming call that itself pages (``ProfilesService.List``).
 
+    The deadline bounds the wait for each page, so a project of any size streams to the end.
     Each page is one retry unit: after a failure the stream is reopened from the last
-    ``next_page_token`` received, so a retry policy resumes instead of starting over.
+    ``next_page_token`` received, so retry settings resume instead of starting over.
     """
 
     def __init__(
         self,
         ctx: CallContext,
-        open_stream: Callable[[str, Metadata, float | None], _CallIterator[_Page]],
+        method: Method[Any, Any],
+        base: Message,
         options: CallOptions,
-        *,
-        first_token: str = "",
     ) -> None:
         if ctx.guard is not None:
             ctx.guard()
         self._ctx = ctx
-        self._open = open_stream
-        self._token = first_token
+        self._method = method
+        self._base = base
+        self._token: str = base.page_token  # type: ignore[attr-defined]
         self._metadata = _metadata(ctx, options)
-        self._timeout = options.get("timeout", ctx.timeout)
+        self._timeout: float | None = _option(options, "timeout", ctx.timeout)
         self._options = options
-        self._stream: _CallIterator[_Page] | None = None
+        self._stream: ResponseStream[_Page] | None = None
         self._done = False
 
     def __iter__(self) -> PageStream[_Page]:
@@ -250,12 +303,7 @@ class PageStream(Iterator[_Page]):
     def __next__(self) -> _Page:
         if self._done:
             raise StopIteration
-        page = _run(
-            self._ctx,
-            self._options,
-            lambda: _attempt(self._ctx, self._pull, self._metadata, self._timeout),
-            True,
-        )
+        page = _run(self._ctx, self._options, self._pull, True)
         if page is None:
             self._done = True
             raise StopIteration
@@ -263,9 +311,12 @@ class PageStream(Iterator[_Page]):
             self._token = page.next_page_token
         return page
 
-    def _pull(self, metadata: Metadata, timeout: float | None) -> _Page | None:
+    def _pull(self) -> _Page | None:
         if self._stream is None:
-            self._stream = self._open(self._token, metadata, timeout)
+            request = _with_token(self._base, self._token)
+            self._stream = self._ctx.transport.server_stream(
+                self._method, request, metadata=self._metadata, timeout=self._timeout
+            )
         try:
             return next(self._stream)
         except StopIteration:

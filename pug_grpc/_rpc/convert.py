@@ -27,6 +27,7 @@ __all__ = [
     "TimeRangeLike",
     "build",
     "enum_value",
+    "filter_groups",
     "request",
     "struct_to_dict",
     "time_range",
@@ -36,7 +37,7 @@ __all__ = [
 _M = TypeVar("_M", bound=Message)
 
 TimeRangeLike: TypeAlias = (
-    "time_pb2.TimeRange | tuple[datetime, datetime] | timedelta | Mapping[str, Any]"
+    time_pb2.TimeRange | tuple[datetime, datetime] | timedelta | Mapping[str, Any]
 )
 """A ``TimeRange``, a ``(from, to)`` pair of aware datetimes, or a ``timedelta`` ending now."""
 
@@ -47,6 +48,15 @@ def _bad(message: str) -> PugInvalidArgumentError:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def filter_groups(
+    filters: Sequence[Mapping[str, Any]] | None, groups: Sequence[Any] | None
+) -> Sequence[Any] | None:
+    """``filters=[...]`` is shorthand for one more AND group after ``groups``."""
+    if filters is None:
+        return groups
+    return [*(groups or ()), {"filters": list(filters), "operator": "and"}]
 
 
 def struct_to_dict(struct: Struct | None) -> dict[str, Any]:

@@ -10,28 +10,55 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
 
-import grpc
-
 from pug_grpc._rpc.call import CallContext, CallOptions, unary
 from pug_grpc._rpc.convert import TimeRangeLike, request
+from pug_grpc._rpc.transport import method
 from pug_grpc.gen.dashboard.dashboards.v1 import dashboards_pb2 as pb
-from pug_grpc.gen.dashboard.dashboards.v1 import dashboards_pb2_grpc as pb_grpc
 from pug_grpc.gen.public.dashboards.v1 import dashboards_pb2 as public_pb
-from pug_grpc.gen.public.dashboards.v1 import dashboards_pb2_grpc as public_grpc
 
 __all__ = ["Dashboards", "SharedDashboards"]
 
 TileLike = pb.DashboardTileInput | Mapping[str, Any]
 
 
+_SERVICE = pb.DESCRIPTOR.services_by_name["DashboardsService"]
+_CREATE = method(
+    _SERVICE, "Create", pb.DashboardsServiceCreateRequest, pb.DashboardsServiceCreateResponse
+)
+_DELETE = method(
+    _SERVICE, "Delete", pb.DashboardsServiceDeleteRequest, pb.DashboardsServiceDeleteResponse
+)
+_GET = method(_SERVICE, "Get", pb.DashboardsServiceGetRequest, pb.DashboardsServiceGetResponse)
+_LIST = method(_SERVICE, "List", pb.DashboardsServiceListRequest, pb.DashboardsServiceListResponse)
+_UPDATE = method(
+    _SERVICE, "Update", pb.DashboardsServiceUpdateRequest, pb.DashboardsServiceUpdateResponse
+)
+_UPSERT = method(
+    _SERVICE, "Upsert", pb.DashboardsServiceUpsertRequest, pb.DashboardsServiceUpsertResponse
+)
+_QUERY_DASHBOARD = method(
+    _SERVICE,
+    "QueryDashboard",
+    pb.DashboardsServiceQueryDashboardRequest,
+    pb.DashboardsServiceQueryDashboardResponse,
+)
+
+_SHARED_SERVICE = public_pb.DESCRIPTOR.services_by_name["SharedDashboardsService"]
+_SHARED_QUERY = method(
+    _SHARED_SERVICE,
+    "Query",
+    public_pb.SharedDashboardsServiceQueryRequest,
+    public_pb.SharedDashboardsServiceQueryResponse,
+)
+
+
 class Dashboards:
     """The current project's dashboards (``x-project-id``)."""
 
-    __slots__ = ("_ctx", "_stub")
+    __slots__ = ("_ctx",)
 
-    def __init__(self, channel: grpc.Channel, ctx: CallContext) -> None:
+    def __init__(self, ctx: CallContext) -> None:
         self._ctx = ctx
-        self._stub = pb_grpc.DashboardsServiceStub(channel)
 
     def list(
         self,
@@ -39,14 +66,16 @@ class Dashboards:
         /,
         **options: Unpack[CallOptions],
     ) -> pb.DashboardsServiceListResponse:
+        """Every dashboard of the current project."""
         req = request(pb.DashboardsServiceListRequest, request_)
-        return unary(self._ctx, self._stub.List, req, options, idempotent=True)
+        return unary(self._ctx, _LIST, req, options, idempotent=True)
 
     def get(
         self, id: str | pb.DashboardsServiceGetRequest, /, **options: Unpack[CallOptions]
     ) -> pb.DashboardsServiceGetResponse:
+        """One dashboard with its tiles."""
         req = request(pb.DashboardsServiceGetRequest, id, first="id", required=("id",))
-        return unary(self._ctx, self._stub.Get, req, options, idempotent=True)
+        return unary(self._ctx, _GET, req, options, idempotent=True)
 
     def create(
         self,
@@ -68,7 +97,7 @@ class Dashboards:
             default_time_range=default_time_range,
             default_granularity=default_granularity,
         )
-        return unary(self._ctx, self._stub.Create, req, options)
+        return unary(self._ctx, _CREATE, req, options)
 
     def update(
         self,
@@ -94,7 +123,7 @@ class Dashboards:
             default_granularity=default_granularity,
             is_public=is_public,
         )
-        return unary(self._ctx, self._stub.Update, req, options)
+        return unary(self._ctx, _UPDATE, req, options)
 
     def upsert(
         self,
@@ -123,13 +152,14 @@ class Dashboards:
             default_granularity=default_granularity,
             tiles=tiles,
         )
-        return unary(self._ctx, self._stub.Upsert, req, options)
+        return unary(self._ctx, _UPSERT, req, options)
 
     def delete(
         self, id: str | pb.DashboardsServiceDeleteRequest, /, **options: Unpack[CallOptions]
     ) -> pb.DashboardsServiceDeleteResponse:
+        """Delete one dashboard."""
         req = request(pb.DashboardsServiceDeleteRequest, id, first="id", required=("id",))
-        return unary(self._ctx, self._stub.Delete, req, options)
+        return unary(self._ctx, _DELETE, req, options)
 
     def query(
         self,
@@ -149,17 +179,16 @@ class Dashboards:
             time_range=time_range,
             granularity=granularity,
         )
-        return unary(self._ctx, self._stub.QueryDashboard, req, options, idempotent=True)
+        return unary(self._ctx, _QUERY_DASHBOARD, req, options, idempotent=True)
 
 
 class SharedDashboards:
     """Dashboards made public, rendered by ``share_id`` with no credential at all."""
 
-    __slots__ = ("_ctx", "_stub")
+    __slots__ = ("_ctx",)
 
-    def __init__(self, channel: grpc.Channel, ctx: CallContext) -> None:
+    def __init__(self, ctx: CallContext) -> None:
         self._ctx = ctx
-        self._stub = public_grpc.SharedDashboardsServiceStub(channel)
 
     def query(
         self,
@@ -170,6 +199,7 @@ class SharedDashboards:
         granularity: str | int | None = None,
         **options: Unpack[CallOptions],
     ) -> public_pb.SharedDashboardsServiceQueryResponse:
+        """Render a public dashboard by ``share_id`` (unset window/granularity: its defaults)."""
         req = request(
             public_pb.SharedDashboardsServiceQueryRequest,
             share_id,
@@ -178,4 +208,4 @@ class SharedDashboards:
             time_range=time_range,
             granularity=granularity,
         )
-        return unary(self._ctx, self._stub.Query, req, options, idempotent=True)
+        return unary(self._ctx, _SHARED_QUERY, req, options, idempotent=True)

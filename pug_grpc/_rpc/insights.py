@@ -5,37 +5,91 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Unpack
 
-import grpc
-
 from pug_grpc._rpc.call import CallContext, CallOptions, every_item, unary
 from pug_grpc._rpc.convert import TimeRangeLike, build, request
+from pug_grpc._rpc.convert import filter_groups as and_filters
+from pug_grpc._rpc.transport import method
 from pug_grpc.gen.common.v1 import filter_schema_pb2
 from pug_grpc.gen.shared.insights.v1 import insights_pb2 as pb
-from pug_grpc.gen.shared.insights.v1 import insights_pb2_grpc as pb_grpc
 
-__all__ = ["Insights"]
+__all__ = ["Insights", "query_request", "segment_request"]
 
 EventQueryLike = pb.EventQuery | Mapping[str, Any]
 FilterGroupLike = pb.FilterGroup | Mapping[str, Any]
 
+_SERVICE = pb.DESCRIPTOR.services_by_name["InsightsService"]
+_QUERY = method(_SERVICE, "Query", pb.QueryRequest, pb.QueryResponse)
+_SEGMENT = method(_SERVICE, "SegmentUsers", pb.SegmentUsersRequest, pb.SegmentUsersResponse)
+_SCHEMA = method(
+    _SERVICE,
+    "GetFilterSchema",
+    filter_schema_pb2.GetFilterSchemaRequest,
+    filter_schema_pb2.GetFilterSchemaResponse,
+)
+_VALUES = method(
+    _SERVICE, "GetPropertyValues", pb.GetPropertyValuesRequest, pb.GetPropertyValuesResponse
+)
 
-def _groups(
-    filters: Sequence[Mapping[str, Any]] | None,
-    filter_groups: Sequence[FilterGroupLike] | None,
-) -> Sequence[FilterGroupLike] | None:
-    if filters is None:
-        return filter_groups
-    return [*(filter_groups or ()), {"filters": list(filters), "operator": "and"}]
+
+def query_request(
+    spec: pb.InsightQuerySpec | pb.QueryRequest | Mapping[str, Any],
+    /,
+    *,
+    time_range: TimeRangeLike | None = None,
+    granularity: str | int | None = None,
+    timezone: str | None = None,
+) -> pb.QueryRequest:
+    """The request of :meth:`Insights.query` (no I/O)."""
+    if isinstance(spec, pb.QueryRequest):
+        return request(
+            pb.QueryRequest,
+            spec,
+            time_range=time_range,
+            granularity=granularity,
+            timezone=timezone,
+        )
+    return request(
+        pb.QueryRequest,
+        spec=build(pb.InsightQuerySpec, spec),
+        time_range=time_range,
+        granularity=granularity,
+        timezone=timezone,
+        required=("time_range", "granularity"),
+    )
+
+
+def segment_request(
+    request_: pb.SegmentUsersRequest | None = None,
+    /,
+    *,
+    time_range: TimeRangeLike | None = None,
+    events: Sequence[EventQueryLike] | None = None,
+    filters: Sequence[Mapping[str, Any]] | None = None,
+    filter_groups: Sequence[FilterGroupLike] | None = None,
+    filter_groups_operator: str | int | None = None,
+    page_size: int | None = None,
+    page_token: str | None = None,
+) -> pb.SegmentUsersRequest:
+    """The request of :meth:`Insights.segment_users` and its ``_page`` form (no I/O)."""
+    return request(
+        pb.SegmentUsersRequest,
+        request_,
+        time_range=time_range,
+        events=events,
+        filter_groups=and_filters(filters, filter_groups),
+        filter_groups_operator=filter_groups_operator,
+        page_size=page_size,
+        page_token=page_token,
+    )
 
 
 class Insights:
     """Trends, funnels, retention, flows and top-k over the project's events."""
 
-    __slots__ = ("_ctx", "_stub")
+    __slots__ = ("_ctx",)
 
-    def __init__(self, channel: grpc.Channel, ctx: CallContext) -> None:
+    def __init__(self, ctx: CallContext) -> None:
         self._ctx = ctx
-        self._stub = pb_grpc.InsightsServiceStub(channel)
 
     def query(
         self,
@@ -49,26 +103,11 @@ class Insights:
     ) -> pb.QueryResponse:
         """Run one insight: ``spec`` says what (``{"insight_type": "trends", "events": [...]}``),
         ``time_range`` and ``granularity`` (``"day"``…) over which window; ``timezone`` is an IANA
-        name for bucketing. The result is in the response's ``result`` oneof.
+        name for bucketing, which the server replaces with the project's reporting time zone.
+        The result is in the response's ``result`` oneof.
         """
-        if isinstance(spec, pb.QueryRequest):
-            req = request(
-                pb.QueryRequest,
-                spec,
-                time_range=time_range,
-                granularity=granularity,
-                timezone=timezone,
-            )
-        else:
-            req = request(
-                pb.QueryRequest,
-                spec=build(pb.InsightQuerySpec, spec),
-                time_range=time_range,
-                granularity=granularity,
-                timezone=timezone,
-                required=("time_range", "granularity"),
-            )
-        return unary(self._ctx, self._stub.Query, req, options, idempotent=True)
+        req = query_request(spec, time_range=time_range, granularity=granularity, timezone=timezone)
+        return unary(self._ctx, _QUERY, req, options, idempotent=True)
 
     def segment_users_page(
         self,
@@ -85,17 +124,17 @@ class Insights:
         **options: Unpack[CallOptions],
     ) -> pb.SegmentUsersResponse:
         """One page of the distinct ids that did ``events`` in ``time_range``."""
-        req = request(
-            pb.SegmentUsersRequest,
+        req = segment_request(
             request_,
             time_range=time_range,
             events=events,
-            filter_groups=_groups(filters, filter_groups),
+            filters=filters,
+            filter_groups=filter_groups,
             filter_groups_operator=filter_groups_operator,
             page_size=page_size,
             page_token=page_token,
         )
-        return unary(self._ctx, self._stub.SegmentUsers, req, options, idempotent=True)
+        return unary(self._ctx, _SEGMENT, req, options, idempotent=True)
 
     def segment_users(
         self,
@@ -112,19 +151,17 @@ class Insights:
         **options: Unpack[CallOptions],
     ) -> Iterator[str]:
         """Every distinct id in the segment, across pages."""
-        base = request(
-            pb.SegmentUsersRequest,
+        base = segment_request(
             request_,
             time_range=time_range,
             events=events,
-            filter_groups=_groups(filters, filter_groups),
+            filters=filters,
+            filter_groups=filter_groups,
             filter_groups_operator=filter_groups_operator,
             page_size=page_size,
             page_token=page_token,
         )
-        return every_item(
-            self._ctx, self._stub.SegmentUsers, base, options, lambda page: page.distinct_ids
-        )
+        return every_item(self._ctx, _SEGMENT, base, options, lambda page: page.distinct_ids)
 
     def filter_schema(
         self,
@@ -142,7 +179,7 @@ class Insights:
             event_kind=event_kind,
             allowed_types=allowed_types,
         )
-        return unary(self._ctx, self._stub.GetFilterSchema, req, options, idempotent=True)
+        return unary(self._ctx, _SCHEMA, req, options, idempotent=True)
 
     def property_values(
         self,
@@ -162,4 +199,4 @@ class Insights:
             source=source,
             event_kind=event_kind,
         )
-        return unary(self._ctx, self._stub.GetPropertyValues, req, options, idempotent=True)
+        return unary(self._ctx, _VALUES, req, options, idempotent=True)

@@ -3,46 +3,64 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import Any, Unpack
 
-import grpc
-
-from pug_grpc._rpc.call import CallContext, CallOptions, Metadata, PageStream, unary
+from pug_grpc._rpc.call import CallContext, CallOptions, PageStream, unary
+from pug_grpc._rpc.convert import filter_groups as and_filters
 from pug_grpc._rpc.convert import request
+from pug_grpc._rpc.transport import method
 from pug_grpc.gen.shared.profiles.v1 import profiles_pb2 as pb
-from pug_grpc.gen.shared.profiles.v1 import profiles_pb2_grpc as pb_grpc
 
-if TYPE_CHECKING:
-    from grpc import _CallIterator
-
-__all__ = ["Profiles"]
+__all__ = ["Profiles", "list_request"]
 
 FilterGroupLike = pb.FilterGroup | Mapping[str, Any]
 
+_SERVICE = pb.DESCRIPTOR.services_by_name["ProfilesService"]
+_GET = method(_SERVICE, "Get", pb.GetRequest, pb.GetResponse)
+_GET_BY_EXTERNAL_ID = method(
+    _SERVICE, "GetByExternalId", pb.GetByExternalIdRequest, pb.GetByExternalIdResponse
+)
+_LIST = method(_SERVICE, "List", pb.ListRequest, pb.ListResponse)
+_DELETE = method(_SERVICE, "Delete", pb.DeleteRequest, pb.DeleteResponse)
+_DELETE_DATA_SUBJECT = method(
+    _SERVICE, "DeleteDataSubject", pb.DeleteDataSubjectRequest, pb.DeleteDataSubjectResponse
+)
+_GET_DELETION_REQUEST = method(
+    _SERVICE, "GetDeletionRequest", pb.GetDeletionRequestRequest, pb.GetDeletionRequestResponse
+)
 
-def _groups(
-    filters: Sequence[Mapping[str, Any]] | None,
-    filter_groups: Sequence[FilterGroupLike] | None,
-) -> Sequence[FilterGroupLike] | None:
-    """``filters=[...]`` is shorthand for one AND group."""
-    if filters is None:
-        return filter_groups
-    return [*(filter_groups or ()), {"filters": list(filters), "operator": "and"}]
+
+def list_request(
+    request_: pb.ListRequest | None = None,
+    /,
+    *,
+    filters: Sequence[Mapping[str, Any]] | None = None,
+    filter_groups: Sequence[FilterGroupLike] | None = None,
+    filter_groups_operator: str | int | None = None,
+    page_token: str | None = None,
+) -> pb.ListRequest:
+    """The ``ListRequest`` of :meth:`Profiles.list` (no I/O)."""
+    return request(
+        pb.ListRequest,
+        request_,
+        filter_groups=and_filters(filters, filter_groups),
+        filter_groups_operator=filter_groups_operator,
+        page_token=page_token,
+    )
 
 
 class Profiles:
     """Profiles of the client's project: by id, by external id, listed, or deleted."""
 
-    __slots__ = ("_ctx", "_stub")
+    __slots__ = ("_ctx",)
 
-    def __init__(self, channel: grpc.Channel, ctx: CallContext) -> None:
+    def __init__(self, ctx: CallContext) -> None:
         self._ctx = ctx
-        self._stub = pb_grpc.ProfilesServiceStub(channel)
 
     def get(self, id: str | pb.GetRequest, /, **options: Unpack[CallOptions]) -> pb.GetResponse:
         """One profile by Pug's id."""
         req = request(pb.GetRequest, id, first="id", required=("id",))
-        return unary(self._ctx, self._stub.Get, req, options, idempotent=True)
+        return unary(self._ctx, _GET, req, options, idempotent=True)
 
     def get_by_external_id(
         self, external_id: str | pb.GetByExternalIdRequest, /, **options: Unpack[CallOptions]
@@ -51,7 +69,7 @@ class Profiles:
         req = request(
             pb.GetByExternalIdRequest, external_id, first="external_id", required=("external_id",)
         )
-        return unary(self._ctx, self._stub.GetByExternalId, req, options, idempotent=True)
+        return unary(self._ctx, _GET_BY_EXTERNAL_ID, req, options, idempotent=True)
 
     def list_pages(
         self,
@@ -64,26 +82,18 @@ class Profiles:
         page_token: str | None = None,
         **options: Unpack[CallOptions],
     ) -> PageStream[pb.ListResponse]:
-        """The server-streamed pages of a listing; ``close()`` it to stop early."""
-        base = request(
-            pb.ListRequest,
+        """The server-streamed pages of a listing; ``close()`` it to stop early.
+
+        ``timeout`` bounds the wait for each page, not the whole listing.
+        """
+        base = list_request(
             request_,
-            filter_groups=_groups(filters, filter_groups),
+            filters=filters,
+            filter_groups=filter_groups,
             filter_groups_operator=filter_groups_operator,
             page_token=page_token,
         )
-        stub = self._stub
-
-        def open_stream(
-            token: str, metadata: Metadata, timeout: float | None
-        ) -> _CallIterator[pb.ListResponse]:
-            req = pb.ListRequest()
-            req.CopyFrom(base)
-            if token:
-                req.page_token = token
-            return stub.List(req, timeout=timeout, metadata=metadata)
-
-        return PageStream(self._ctx, open_stream, options, first_token=base.page_token)
+        return PageStream(self._ctx, _LIST, base, options)
 
     def list(
         self,
@@ -100,7 +110,7 @@ class Profiles:
 
         ``filters`` is a list of property filters (``{"property": "plan", "operator": "equals",
         "value": "pro", "source": "profile"}``) that must all match; ``filter_groups`` gives full
-        control. With a retry policy, a broken stream resumes from the last page received.
+        control. Under retry settings, a broken stream resumes from the last page received.
         """
         pages = self.list_pages(
             request_,
@@ -117,7 +127,7 @@ class Profiles:
     ) -> pb.DeleteResponse:
         """Delete one profile and its events; the reply tracks the asynchronous request."""
         req = request(pb.DeleteRequest, id, first="id", required=("id",))
-        return unary(self._ctx, self._stub.Delete, req, options)
+        return unary(self._ctx, _DELETE, req, options)
 
     def delete_data_subject(
         self, external_id: str | pb.DeleteDataSubjectRequest, /, **options: Unpack[CallOptions]
@@ -129,7 +139,7 @@ class Profiles:
             first="external_id",
             required=("external_id",),
         )
-        return unary(self._ctx, self._stub.DeleteDataSubject, req, options)
+        return unary(self._ctx, _DELETE_DATA_SUBJECT, req, options)
 
     def get_deletion_request(
         self, request_id: str | pb.GetDeletionRequestRequest, /, **options: Unpack[CallOptions]
@@ -138,7 +148,7 @@ class Profiles:
         req = request(
             pb.GetDeletionRequestRequest, request_id, first="request_id", required=("request_id",)
         )
-        return unary(self._ctx, self._stub.GetDeletionRequest, req, options, idempotent=True)
+        return unary(self._ctx, _GET_DELETION_REQUEST, req, options, idempotent=True)
 
 
 def _profiles_of(pages: PageStream[pb.ListResponse]) -> Iterator[pb.Profile]:

@@ -8,32 +8,46 @@ from __future__ import annotations
 
 from typing import Unpack
 
-import grpc
-
 from pug_grpc._rpc.call import CallContext, CallOptions, unary
 from pug_grpc._rpc.convert import request
+from pug_grpc._rpc.transport import method
 from pug_grpc.gen.dashboard.projects.v1 import projects_pb2 as pb
-from pug_grpc.gen.dashboard.projects.v1 import projects_pb2_grpc as pb_grpc
 
 __all__ = ["Projects"]
+
+
+_SERVICE = pb.DESCRIPTOR.services_by_name["ProjectsService"]
+_BATCH_GET = method(_SERVICE, "BatchGet", pb.BatchGetRequest, pb.BatchGetResponse)
+_CREATE = method(_SERVICE, "Create", pb.CreateRequest, pb.CreateResponse)
+_DELETE = method(_SERVICE, "Delete", pb.DeleteRequest, pb.DeleteResponse)
+_GET = method(_SERVICE, "Get", pb.GetRequest, pb.GetResponse)
+_UPDATE_META = method(_SERVICE, "UpdateMeta", pb.UpdateMetaRequest, pb.UpdateMetaResponse)
+_UPDATE_FCM_SERVICE_JSON = method(
+    _SERVICE,
+    "UpdateFCMServiceJSON",
+    pb.UpdateFCMServiceJSONRequest,
+    pb.UpdateFCMServiceJSONResponse,
+)
+_LIST_API_KEYS = method(_SERVICE, "ListApiKeys", pb.ListApiKeysRequest, pb.ListApiKeysResponse)
+_CREATE_API_KEY = method(_SERVICE, "CreateApiKey", pb.CreateApiKeyRequest, pb.CreateApiKeyResponse)
+_DELETE_API_KEY = method(_SERVICE, "DeleteApiKey", pb.DeleteApiKeyRequest, pb.DeleteApiKeyResponse)
 
 
 class Projects:
     """Create, inspect and configure projects; issue and revoke their API keys."""
 
-    __slots__ = ("_ctx", "_org_ctx", "_stub")
+    __slots__ = ("_ctx", "_org_ctx")
 
-    def __init__(self, channel: grpc.Channel, ctx: CallContext) -> None:
+    def __init__(self, ctx: CallContext) -> None:
         self._ctx = ctx
         self._org_ctx = ctx.replace(require_project=False)
-        self._stub = pb_grpc.ProjectsServiceStub(channel)
 
     def batch_get(
         self, org_id: str | pb.BatchGetRequest, /, **options: Unpack[CallOptions]
     ) -> pb.BatchGetResponse:
         """Every project of one organisation."""
         req = request(pb.BatchGetRequest, org_id, first="org_id", required=("org_id",))
-        return unary(self._org_ctx, self._stub.BatchGet, req, options, idempotent=True)
+        return unary(self._org_ctx, _BATCH_GET, req, options, idempotent=True)
 
     def create(
         self,
@@ -53,21 +67,21 @@ class Projects:
             display_name=display_name,
             reporting_timezone=reporting_timezone,
         )
-        return unary(self._org_ctx, self._stub.Create, req, options)
+        return unary(self._org_ctx, _CREATE, req, options)
 
     def get(
         self, request_: pb.GetRequest | None = None, /, **options: Unpack[CallOptions]
     ) -> pb.GetResponse:
         """The current project (``x-project-id``)."""
         req = request(pb.GetRequest, request_)
-        return unary(self._ctx, self._stub.Get, req, options, idempotent=True)
+        return unary(self._ctx, _GET, req, options, idempotent=True)
 
     def delete(
         self, request_: pb.DeleteRequest | None = None, /, **options: Unpack[CallOptions]
     ) -> pb.DeleteResponse:
         """Delete the current project (``x-project-id``) with all its data."""
         req = request(pb.DeleteRequest, request_)
-        return unary(self._ctx, self._stub.Delete, req, options)
+        return unary(self._ctx, _DELETE, req, options)
 
     def update_meta(
         self,
@@ -85,7 +99,7 @@ class Projects:
             display_name=display_name,
             reporting_timezone=reporting_timezone,
         )
-        return unary(self._ctx, self._stub.UpdateMeta, req, options)
+        return unary(self._ctx, _UPDATE_META, req, options)
 
     def update_fcm_service_json(
         self,
@@ -95,14 +109,14 @@ class Projects:
     ) -> pb.UpdateFCMServiceJSONResponse:
         """Store the Firebase service-account JSON used for push notifications."""
         req = request(pb.UpdateFCMServiceJSONRequest, fcm_service_json, first="fcm_service_json")
-        return unary(self._ctx, self._stub.UpdateFCMServiceJSON, req, options)
+        return unary(self._ctx, _UPDATE_FCM_SERVICE_JSON, req, options)
 
     def list_api_keys(
         self, request_: pb.ListApiKeysRequest | None = None, /, **options: Unpack[CallOptions]
     ) -> pb.ListApiKeysResponse:
         """The current project's API keys (masked)."""
         req = request(pb.ListApiKeysRequest, request_)
-        return unary(self._ctx, self._stub.ListApiKeys, req, options, idempotent=True)
+        return unary(self._ctx, _LIST_API_KEYS, req, options, idempotent=True)
 
     def create_api_key(
         self,
@@ -120,11 +134,11 @@ class Projects:
             required=("kind",),
             display_name=display_name,
         )
-        return unary(self._ctx, self._stub.CreateApiKey, req, options)
+        return unary(self._ctx, _CREATE_API_KEY, req, options)
 
     def delete_api_key(
         self, id: str | pb.DeleteApiKeyRequest, /, **options: Unpack[CallOptions]
     ) -> pb.DeleteApiKeyResponse:
         """Revoke one API key by its id."""
         req = request(pb.DeleteApiKeyRequest, id, first="id", required=("id",))
-        return unary(self._ctx, self._stub.DeleteApiKey, req, options)
+        return unary(self._ctx, _DELETE_API_KEY, req, options)

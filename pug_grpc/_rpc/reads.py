@@ -10,63 +10,86 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import grpc
-import tenacity
 
-from pug_grpc._credentials import mask
+from pug_grpc._credentials import CredentialHeaders, mask
 from pug_grpc._errors import PugError, PugPublicKeyError
+from pug_grpc._names import PRIVATE_KEY_PREFIX, PUBLIC_KEY_PREFIX, is_public_key
+from pug_grpc._retry import RetrySettings
 from pug_grpc._rpc.activity import Activity
 from pug_grpc._rpc.call import CallContext
 from pug_grpc._rpc.insights import Insights
 from pug_grpc._rpc.profiles import Profiles
+from pug_grpc._rpc.transport import GrpcTransport, Transport
 
-__all__ = ["Activity", "Insights", "Profiles", "Reads", "public_key_guard"]
+__all__ = ["Activity", "Insights", "Profiles", "Reads", "connect_reads", "public_key_guard"]
 
 
 def public_key_guard(api_key: str | None) -> Callable[[], None] | None:
     """A guard that refuses every read when ``api_key`` is a ``pub_`` key (None otherwise)."""
-    if api_key is None or not api_key.startswith("pub_"):
+    if not is_public_key(api_key):
         return None
     shown = mask(api_key)
 
     def refuse() -> None:
         raise PugPublicKeyError.client_side(
-            f"the API key {shown} is a public (pub_) key, which cannot read data: profiles, "
-            "activity and insights need a private prv_ key (server side only) or a PugAdmin "
-            "session",
+            f"the API key {shown} is a public ({PUBLIC_KEY_PREFIX}) key, which cannot read data: "
+            f"profiles, activity and insights need a private {PRIVATE_KEY_PREFIX} key (server "
+            "side only) or a PugAdmin session",
             reason="PUBLIC_KEY_NOT_ALLOWED",
         )
 
     return refuse
 
 
+def _retry_settings(retry: object) -> RetrySettings | None:
+    if retry is None or isinstance(retry, RetrySettings):
+        return retry
+    raise TypeError(f"read retries take pug_grpc.RetrySettings or None, not {type(retry).__name__}")
+
+
 class _Bound(NamedTuple):
-    channel: grpc.Channel
+    source: Transport | grpc.Channel
     profiles: Profiles
     activity: Activity
     insights: Insights
 
 
+Source = Transport | grpc.Channel | Callable[[], grpc.Channel]
+"""A transport, a channel, or a function returning the client's current channel."""
+
+
 class Reads:
     """The three read namespaces of an API-key client, built on first use.
 
-    ``channel`` is the channel or a function returning the client's current one (a client may
-    replace its channel, e.g. after a fork); the namespaces are rebuilt when it changes.
-    ``is_closed`` reports whether the owning client is closed, checked before every call.
+    ``source`` is a :class:`~pug_grpc._rpc.transport.Transport` (gRPC or Connect), a channel
+    that already carries the credentials, or a function returning the client's current channel
+    (a client may replace its channel, e.g. after a fork; the namespaces are rebuilt when it
+    changes). ``retry`` (a :class:`RetrySettings`, ``None`` for none) is the default for reads
+    that only read. ``is_closed`` reports whether the owning client is closed, checked before
+    every call. ``endpoint`` and ``tls`` describe a channel's connection for the messages of
+    connection failures (a transport knows its own).
     """
 
-    __slots__ = ("_bound", "_channel", "_ctx")
+    __slots__ = ("_bound", "_defaults", "_endpoint", "_source", "_tls")
 
     def __init__(
         self,
-        channel: grpc.Channel | Callable[[], grpc.Channel],
+        source: Source,
         *,
         api_key: str | None,
         timeout: float | None = 30.0,
-        retry: tenacity.Retrying | None = None,
+        retry: RetrySettings | object | None = None,
         project_id: str | None = None,
         is_closed: Callable[[], bool] | None = None,
+        endpoint: str | None = None,
+        tls: bool | None = None,
     ) -> None:
-        self._channel = channel
+        # ``object`` in the annotation keeps callers still typed for the old tenacity parameter
+        # compiling; anything but RetrySettings or None is refused here, at construction.
+        settings = _retry_settings(retry)
+        self._source = source
+        self._endpoint = endpoint
+        self._tls = tls
         public_key = public_key_guard(api_key)
 
         def guard() -> None:
@@ -75,40 +98,88 @@ class Reads:
             if public_key is not None:
                 public_key()
 
-        self._ctx = CallContext(timeout=timeout, retry=retry, project_id=project_id, guard=guard)
+        self._defaults = {
+            "timeout": timeout,
+            "retry": settings,
+            "project_id": project_id,
+            "guard": guard,
+            "api_key": api_key is not None,
+        }
         self._bound: _Bound | None = None
 
+    def _current_source(self) -> Transport | grpc.Channel:
+        source = self._source
+        if isinstance(source, grpc.Channel) or not callable(source):
+            return source
+        try:
+            return source()
+        except (AssertionError, ValueError) as exc:
+            raise PugError.client_side(
+                f"this client has no channel to read through ({exc or 'no endpoint'}): "
+                "pass endpoint=... or channel=...",
+                reason="NO_CHANNEL",
+            ) from exc
+
     def _current(self) -> _Bound:
-        if isinstance(self._channel, grpc.Channel):
-            channel = self._channel
-        else:
-            try:
-                channel = self._channel()
-            except (AssertionError, ValueError) as exc:
-                raise PugError.client_side(
-                    f"this client has no channel to read through ({exc or 'no endpoint'}): "
-                    "pass endpoint=... or channel=...",
-                    reason="NO_CHANNEL",
-                ) from exc
+        source = self._current_source()
         bound = self._bound
-        if bound is None or bound.channel is not channel:
-            bound = _Bound(
-                channel,
-                Profiles(channel, self._ctx),
-                Activity(channel, self._ctx),
-                Insights(channel, self._ctx),
+        if bound is None or bound.source is not source:
+            transport = (
+                GrpcTransport(source, endpoint=self._endpoint, tls=self._tls)
+                if isinstance(source, grpc.Channel)
+                else source
             )
+            ctx = CallContext(transport=transport, **self._defaults)  # type: ignore[arg-type]
+            bound = _Bound(source, Profiles(ctx), Activity(ctx), Insights(ctx))
             self._bound = bound
         return bound
 
     @property
     def profiles(self) -> Profiles:
+        """Read and delete profiles."""
         return self._current().profiles
 
     @property
     def activity(self) -> Activity:
+        """A user's events, the event explorer and per-user stats."""
         return self._current().activity
 
     @property
     def insights(self) -> Insights:
+        """Insight queries and segments."""
         return self._current().insights
+
+
+def connect_reads(
+    endpoint: str,
+    *,
+    api_key: str,
+    project_id: str | None = None,
+    timeout: float | None = 30.0,
+    retry: RetrySettings | None = None,
+    allow_insecure: bool = False,
+    root_certificates: bytes | None = None,
+    is_closed: Callable[[], bool] | None = None,
+) -> tuple[Reads, Transport]:
+    """The reads of an API-key client over the Connect protocol, and the transport they use.
+
+    The caller owns the transport (close it with the client) and may share it with ingestion
+    (``ConnectTransport.send_encoded``).
+    """
+    from pug_grpc._rpc.connect import ConnectTransport
+
+    transport = ConnectTransport(
+        endpoint,
+        credentials=CredentialHeaders(api_key=api_key, project_id=project_id),
+        allow_insecure=allow_insecure,
+        root_certificates=root_certificates,
+    )
+    reads = Reads(
+        transport,
+        api_key=api_key,
+        timeout=timeout,
+        retry=retry,
+        project_id=project_id,
+        is_closed=is_closed,
+    )
+    return reads, transport

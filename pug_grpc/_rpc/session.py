@@ -76,11 +76,13 @@ class Session:
 
     @property
     def access_token(self) -> str | None:
+        """The current access token, if any."""
         with self._lock:
             return self._access
 
     @property
     def refresh_token(self) -> str | None:
+        """The current refresh token, if any."""
         with self._lock:
             return self._refresh
 
@@ -105,6 +107,7 @@ class Session:
                 self._on_tokens(self._access, self._refresh)
 
     def clear(self) -> None:
+        """Forget both tokens (after sign-out)."""
         with self._lock:
             self._access = self._refresh = None
             self._expires_at = None

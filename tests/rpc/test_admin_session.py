@@ -15,6 +15,7 @@ from pug_grpc.gen.public.auth.v1 import auth_pb2
 
 from pug_grpc import PugAdmin, PugAuthenticationError, PugError, PugInvalidArgumentError
 from pug_grpc._rpc.session import jwt_expiry
+from tests.rpc.clients import transport_of
 from tests.support.read_servers import (
     EMAIL,
     PASSWORD,
@@ -24,6 +25,9 @@ from tests.support.read_servers import (
     sample_profiles,
 )
 
+TRANSPORTS = ("grpc", "connect")
+GRPC_ONLY = ("test_typed_stubs_on_the_admin_channel_are_authenticated",)
+
 AUTH = "/public.auth.v1.AuthService/"
 LIST = "/dashboard.dashboards.v1.DashboardsService/List"
 REFRESH = AUTH + "RefreshSession"
@@ -31,6 +35,7 @@ REFRESH = AUTH + "RefreshSession"
 
 def admin(server: Running, **kwargs: object) -> PugAdmin:
     kwargs.setdefault("project_id", "proj-1")
+    kwargs.setdefault("transport", transport_of(server))
     return PugAdmin(server.endpoint, clock=server.clock, timeout=5.0, **kwargs)  # type: ignore[arg-type]
 
 

@@ -1,10 +1,13 @@
-"""PugError and its subclasses, decoded from real rich statuses sent by a loopback server."""
+"""PugError and its subclasses, decoded from real rich statuses sent by a loopback server.
+
+The server-sent cases run over gRPC (rich status trailer) and over Connect (error JSON with
+details): both must decode to the same fields.
+"""
 
 from __future__ import annotations
 
 import grpc
 import pytest
-import tenacity
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,18 +25,24 @@ from pug_grpc import (
 )
 from pug_grpc._credentials import CredentialsInterceptor
 from pug_grpc._errors import error_from_rpc
+from pug_grpc._retry import RetrySettings
 from pug_grpc._rpc.reads import Reads
+from pug_grpc._rpc.transport import StatusError
 from pug_grpc._transport import intercept
+from tests.rpc import clients
+from tests.rpc.clients import KEY, transport_of
 from tests.support.read_servers import RawStatus, Running, rich_status, serve
+
+TRANSPORTS = ("grpc", "connect")
+GRPC_ONLY = ("test_details_trailer_that_disagrees_with_the_code_is_still_read",)
 
 GET = "/shared.profiles.v1.ProfilesService/Get"
 DELETE = "/shared.profiles.v1.ProfilesService/Delete"
-KEY = "prv_test_0123456789abcdef"
 
 
 def reads(server: Running, **kwargs: object) -> Reads:
-    channel = intercept(grpc.insecure_channel(server.target), CredentialsInterceptor(api_key=KEY))
-    return Reads(channel, api_key=KEY, timeout=5.0, **kwargs)  # type: ignore[arg-type]
+    kwargs.setdefault("timeout", 5.0)
+    return clients.reads(server, **kwargs)
 
 
 CASES = [
@@ -83,7 +92,10 @@ def test_each_code_maps_to_its_subclass_with_decoded_details(
     assert err.retry_after == 1.5
     assert not err.is_client_side
     assert isinstance(err.__cause__, grpc.RpcError)
-    assert isinstance(err.__cause__, grpc.Call)
+    if transport_of(server) == "grpc":
+        assert isinstance(err.__cause__, grpc.Call)
+    else:
+        assert isinstance(err.__cause__, StatusError)
     assert err.__cause__.code() == code
     text = str(err)
     assert "\n" not in text
@@ -121,7 +133,7 @@ def test_a_real_deadline_is_a_deadline_error(server: Running) -> None:
     assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
-def test_unreachable_server_is_unavailable() -> None:
+def test_unreachable_server_is_unavailable_and_says_so() -> None:
     with serve() as gone:
         target = gone.target
     channel = intercept(grpc.insecure_channel(target), CredentialsInterceptor(api_key=KEY))
@@ -157,13 +169,23 @@ def test_server_validation_violations_are_pairs(server: Running) -> None:
 # -- retries ---------------------------------------------------------------------------------
 
 
-def _policy(attempts: int, *, reraise: bool = True) -> tenacity.Retrying:
-    return tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(PugUnavailableError),
-        stop=tenacity.stop_after_attempt(attempts),
-        wait=tenacity.wait_none(),
-        reraise=reraise,
-    )
+class Sleeps:
+    """An injected clock and sleep: waiting only moves the clock."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+def _policy(attempts: int) -> RetrySettings:
+    return RetrySettings(initial_backoff=0.0, max_backoff=0.0, max_attempts=attempts)
 
 
 def test_no_retry_by_default(server: Running) -> None:
@@ -180,12 +202,45 @@ def test_per_call_retry_policy_sees_pug_errors(server: Running) -> None:
     assert len(server.state.calls(GET)) == 3
 
 
-def test_exhausted_policy_without_reraise_still_raises_pug_error(server: Running) -> None:
+def test_exhausted_retries_raise_the_last_pug_error(server: Running) -> None:
     server.state.fail(GET, rich_status(grpc.StatusCode.UNAVAILABLE, "busy"), times=5)
     with pytest.raises(PugUnavailableError) as caught:
-        reads(server).profiles.get("p1", retry=_policy(2, reraise=False))
+        reads(server).profiles.get("p1", retry=_policy(2))
     assert isinstance(caught.value.__cause__, grpc.RpcError)
     assert len(server.state.calls(GET)) == 2
+
+
+def test_permanent_errors_are_not_retried(server: Running) -> None:
+    server.state.fail(GET, rich_status(grpc.StatusCode.NOT_FOUND, "gone"), times=3)
+    with pytest.raises(PugNotFoundError):
+        reads(server).profiles.get("p1", retry=_policy(3))
+    assert len(server.state.calls(GET)) == 1
+
+
+def test_retry_waits_follow_the_settings_on_the_injected_clock(server: Running) -> None:
+    sleeps = Sleeps()
+    client = reads(server)
+    ctx = client.profiles._ctx.replace(clock=sleeps.clock, sleep=sleeps.sleep)
+    from pug_grpc._rpc.profiles import Profiles
+
+    profiles = Profiles(ctx)
+    server.state.fail(GET, rich_status(grpc.StatusCode.UNAVAILABLE, "busy"), times=50)
+    settings = RetrySettings(initial_backoff=1.0, max_backoff=2.0, max_elapsed=2.5)
+    with pytest.raises(PugUnavailableError):
+        profiles.get("p1", retry=settings)
+    # Full jitter under caps 1, 2, 2...: the 2.5 s budget ends it; no wait passes the budget.
+    assert sleeps.waits
+    assert sum(sleeps.waits) <= 2.5
+    assert all(0.0 <= wait <= 2.0 for wait in sleeps.waits)
+    assert len(server.state.calls(GET)) == len(sleeps.waits) + 1
+
+
+def test_a_tenacity_policy_is_refused_with_a_clear_message(server: Running) -> None:
+    with pytest.raises(TypeError, match="RetrySettings"):
+        reads(server).profiles.get("p1", retry=object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="RetrySettings"):
+        reads(server, retry=object())
+    assert server.state.calls() == []
 
 
 def test_client_default_retry_covers_reads_only(server: Running) -> None:

@@ -1,12 +1,13 @@
-"""The read namespaces (profiles, activity, insights) against a loopback server, API-key path."""
+"""The read namespaces (profiles, activity, insights) against a loopback server, API-key path.
+
+Every test runs over gRPC and over Connect (an independent HTTP/1.1 Connect server).
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import grpc
 import pytest
-import tenacity
 from pug_grpc.gen.common.v1 import filter_schema_pb2, filters_pb2
 from pug_grpc.gen.shared.activity.v1 import activity_pb2
 from pug_grpc.gen.shared.insights.v1 import insights_pb2
@@ -18,23 +19,19 @@ from pug_grpc import (
     PugUnavailableError,
     struct_to_dict,
 )
-from pug_grpc._credentials import CredentialsInterceptor
-from pug_grpc._rpc.reads import Reads
-from pug_grpc._transport import intercept
+from pug_grpc._retry import RetrySettings
+from tests.rpc.clients import KEY, reads
 from tests.support.read_servers import Running, sample_events, sample_profiles
 
-KEY = "prv_test_0123456789abcdef"
+TRANSPORTS = ("grpc", "connect")
+
 PUB = "pub_test_0123456789abcdef"
+NO_WAIT = RetrySettings(initial_backoff=0.0, max_backoff=0.0, max_attempts=3)
 START = datetime(2026, 1, 1, tzinfo=UTC)
 END = datetime(2026, 1, 8, tzinfo=UTC)
 P = "/shared.profiles.v1.ProfilesService/"
 A = "/shared.activity.v1.ActivityService/"
 INS = "/shared.insights.v1.InsightsService/"
-
-
-def reads(server: Running, key: str = KEY, **kwargs: object) -> Reads:
-    channel = intercept(grpc.insecure_channel(server.target), CredentialsInterceptor(api_key=key))
-    return Reads(channel, api_key=key, **kwargs)  # type: ignore[arg-type]
 
 
 def last(server: Running, path: str) -> object:
@@ -104,16 +101,10 @@ def test_profile_list_pages_and_request_message(server: Running) -> None:
     assert [page.next_page_token for page in pages] == ["4", ""]
 
 
-def test_broken_stream_resumes_from_last_page_under_a_retry_policy(server: Running) -> None:
+def test_broken_stream_resumes_from_last_page_under_retry_settings(server: Running) -> None:
     server.state.profiles = sample_profiles(6)
     server.state.break_stream_after = 1
-    policy = tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(PugUnavailableError),
-        stop=tenacity.stop_after_attempt(3),
-        wait=tenacity.wait_none(),
-        reraise=True,
-    )
-    ids = [p.id for p in reads(server).profiles.list(retry=policy)]
+    ids = [p.id for p in reads(server).profiles.list(retry=NO_WAIT)]
     assert ids == [f"p{i}" for i in range(6)]
     tokens = [c.request.page_token for c in server.state.calls(P + "List")]
     assert tokens == ["", "2"]  # reopened after the first page, not from the start
@@ -299,12 +290,20 @@ def test_timeout_default_and_per_call(server: Running) -> None:
     assert remaining[2] is None or remaining[2] > 1e6  # no deadline
 
 
-def test_project_id_default_and_per_call_override(server: Running) -> None:
+def test_project_id_per_call_is_refused_with_an_api_key(server: Running) -> None:
     client = reads(server, project_id="proj-default").profiles
     client.get("p1")
-    client.get("p1", project_id="proj-other")
-    headers = [c.metadata.get("x-project-id") for c in server.state.calls(P + "Get")]
-    assert headers == ["proj-default", "proj-other"]
+    assert server.state.calls(P + "Get")[0].metadata.get("x-project-id") == "proj-default"
+    for call in (
+        lambda: client.get("p1", project_id="proj-other"),
+        lambda: client.list(project_id="proj-other"),
+        lambda: reads(server).activity.feed("u1", project_id="proj-other"),
+    ):
+        with pytest.raises(PugInvalidArgumentError, match="ignores x-project-id") as caught:
+            call()
+        assert caught.value.reason == "PROJECT_ID_WITH_API_KEY"
+        assert caught.value.is_client_side
+    assert len(server.state.calls()) == 1
 
 
 # -- the pub_ guard --------------------------------------------------------------------------
