@@ -4,6 +4,12 @@ Generated message modules and stubs live under :mod:`pug_grpc.gen`, mirroring th
 paths (``pug_grpc.gen.sdk.events.v1.events_pb2``).
 """
 
+# gRPC reads GRPC_ENABLE_FORK_SUPPORT once, when it is first imported: it must be set first.
+from pug_grpc._ingest.fork_support import enable_grpc_fork_support
+
+enable_grpc_fork_support()
+
+# ruff: noqa: E402 - every import below comes after the fork-support default
 from pug_grpc._diagnosis import Cause as ConnectionCause
 from pug_grpc._errors import (
     PugAuthenticationError,
@@ -22,8 +28,10 @@ from pug_grpc._errors import (
 )
 from pug_grpc._ingest.messages import new_anonymous_id
 from pug_grpc._ingest.outcomes import FlushResult, PugDeliveryError, Stats
-from pug_grpc._ingest.settings import BatchSettings, RetrySettings
+from pug_grpc._ingest.reports import Reporter
+from pug_grpc._ingest.settings import BatchSettings
 from pug_grpc._pug import Pug
+from pug_grpc._retry import RetrySettings
 from pug_grpc._rpc.activity import Activity
 from pug_grpc._rpc.admin import PugAdmin
 from pug_grpc._rpc.call import USE_CLIENT_DEFAULT, CallOptions, PageStream, UseClientDefault
@@ -37,15 +45,16 @@ from pug_grpc._rpc.session import Session
 from pug_grpc._version import __version__
 
 __all__ = [  # noqa: RUF022 - grouped by feature, sorted within each group
-    # ingestion (issue 3)
+    # ingestion
     "BatchSettings",
     "FlushResult",
     "Pug",
     "PugDeliveryError",
+    "Reporter",
     "RetrySettings",
     "Stats",
     "new_anonymous_id",
-    # reads/admin (issue 4)
+    # reads/admin
     "USE_CLIENT_DEFAULT",
     "Activity",
     "CallOptions",

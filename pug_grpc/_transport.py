@@ -52,6 +52,10 @@ RECEIVE_LIMIT = _MAX_PAGE_EVENTS * _MAX_EVENT_BYTES
 gRPC's default of 4 MiB is passed by a 1,000-event page of ordinary events, and the failure is
 local and permanent; this bound never refuses a reply the server may legitimately send."""
 
+METADATA_LIMIT = 1024 * 1024
+"""Received metadata (trailers) a reply may carry."""
+_METADATA_OPTION = "grpc.max_metadata_size"
+
 KEEPALIVE_OPTIONS: tuple[tuple[str, int], ...] = (
     # Ping only while calls are in flight, and no more often than gRPC servers accept by
     # default (5 minutes): a front that counts pings never answers ENHANCE_YOUR_CALM.
@@ -179,7 +183,13 @@ def check_compression(compression: object) -> grpc.Compression | None:
 
 def _channel_options(extra: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
     user_agent = USER_AGENT
-    merged: dict[str, Any] = {_RECEIVE_OPTION: RECEIVE_LIMIT, **dict(KEEPALIVE_OPTIONS)}
+    merged: dict[str, Any] = {
+        _RECEIVE_OPTION: RECEIVE_LIMIT,
+        # A refusal's BadRequest detail (one violation per broken rule) can pass gRPC's 16 KiB
+        # default; past it grpcio fails the call locally as RESOURCE_EXHAUSTED instead.
+        _METADATA_OPTION: METADATA_LIMIT,
+        **dict(KEEPALIVE_OPTIONS),
+    }
     for key, value in extra:
         if key == _UA_OPTION:
             user_agent = f"{value} {USER_AGENT}"

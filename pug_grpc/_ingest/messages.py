@@ -169,3 +169,11 @@ def best_effort_event(
         event.occur_time.seconds = seconds
         event.occur_time.nanos = nanos
     return event
+
+
+def stub_event(raw: RawEvent, new_id: str) -> events_pb2.Event:
+    """Identity fields of an event that could not be encoded (for its dead-letter report)."""
+    given_id, kind, distinct_id, session_id, _, _ = raw
+    return events_pb2.Event(
+        event_id=given_id or new_id, kind=kind, distinct_id=distinct_id, session_id=session_id
+    )

@@ -1,9 +1,14 @@
-"""What the ingestion client reports: ``on_error`` payloads, ``stats()`` and ``flush()`` results."""
+"""What the ingestion client reports: outcomes, ``on_error`` errors, ``stats()`` and ``flush()``.
+
+Every event and identify call that ``track()``/``identify()`` accepts ends in exactly one
+outcome (:data:`OUTCOMES`), counted once in :class:`Stats` and reported once by a
+:class:`FlushResult`. The :class:`Ledger` keeps those accounts; it is guarded by the engine's
+lock, and only the worker moves items between its states.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
@@ -17,21 +22,40 @@ __all__ = [
     "EVENTS_DROPPED",
     "INVALID_EVENT",
     "INVALID_IDENTIFY",
+    "OUTCOMES",
     "QUEUE_OVERFLOW",
     "TOO_LARGE",
+    "UNACKNOWLEDGED",
+    "UNCONFIRMED",
     "UNDELIVERED",
     "FlushResult",
+    "Ledger",
     "PugDeliveryError",
     "Stats",
+    "Tally",
 ]
 
 INVALID_EVENT: Final = "INVALID_EVENT"
 INVALID_IDENTIFY: Final = "INVALID_IDENTIFY"
 QUEUE_OVERFLOW: Final = "QUEUE_OVERFLOW"
 EVENTS_DROPPED: Final = "EVENTS_DROPPED"
+UNACKNOWLEDGED: Final = "UNACKNOWLEDGED"
 CLIENT_CLOSED: Final = "CLIENT_CLOSED"
 UNDELIVERED: Final = "UNDELIVERED"
+UNCONFIRMED: Final = "UNCONFIRMED"
 TOO_LARGE: Final = "TOO_LARGE"
+
+OUTCOMES: Final = (
+    "accepted",
+    "dropped",
+    "unacknowledged",
+    "identified",
+    "dead_lettered",
+    "overflowed",
+    "undelivered",
+    "unconfirmed",
+)
+"""The final states of an enqueued item (see :class:`Stats` for each)."""
 
 
 class PugDeliveryError(PugError):
@@ -39,12 +63,17 @@ class PugDeliveryError(PugError):
 
     ``INVALID_EVENT`` / ``INVALID_IDENTIFY``: refused at call time, never queued.
     ``QUEUE_OVERFLOW``: the oldest queued items were dropped to make room.
-    ``EVENTS_DROPPED``: the server acknowledged a batch but dropped ``dropped`` of its events,
+    ``EVENTS_DROPPED``: the server answered but dropped ``dropped`` events of the request,
     ``dropped_by_reason`` says why (it does not say which events).
+    ``UNACKNOWLEDGED``: the server answered OK but accounted for fewer events than were sent
+    (``accepted + dropped`` short, or an empty reply): ``missing`` says how many.
     ``CLIENT_CLOSED``: called after ``close()``.
-    ``UNDELIVERED``: still queued or in flight when ``close()`` or exit ran out of time.
-    ``TOO_LARGE``: one event (or identify call) alone is larger than ``max_request_bytes``;
-    never sent, since no request could carry it.
+    ``UNDELIVERED``: never sent: still queued (or waiting to retry) when ``close()`` or exit ran
+    out of time.
+    ``UNCONFIRMED``: sent, but no reply had come when ``close()`` or exit ran out of time; the
+    server may have stored them.
+    ``TOO_LARGE``: one event (or identify call) alone is larger than a request may be; never
+    sent, since no request could carry it.
     """
 
     def __init__(
@@ -54,166 +83,299 @@ class PugDeliveryError(PugError):
         reason: str,
         code: grpc.StatusCode = grpc.StatusCode.UNKNOWN,
         dropped_by_reason: Mapping[str, int] | None = None,
+        missing: int = 0,
         domain: str = CLIENT_DOMAIN,
     ) -> None:
         counts = dict(dropped_by_reason or {})
-        super().__init__(
-            message,
-            code=code,
-            reason=reason,
-            domain=domain,
-            metadata={k: str(v) for k, v in counts.items()},
-        )
+        metadata = {k: str(v) for k, v in counts.items()}
+        if missing:
+            metadata["missing"] = str(missing)
+        super().__init__(message, code=code, reason=reason, domain=domain, metadata=metadata)
         self.dropped_by_reason: Mapping[str, int] = MappingProxyType(counts)
+        self.missing = missing
 
     @property
     def dropped(self) -> int:
+        """Events the server dropped (the sum of ``dropped_by_reason``)."""
         return sum(self.dropped_by_reason.values())
+
+
+@dataclass(slots=True)
+class Tally:
+    """Counts per outcome (mutable; lives inside the :class:`Ledger`)."""
+
+    accepted: int = 0
+    dropped: int = 0
+    dropped_by_reason: dict[str, int] = field(default_factory=dict)
+    unacknowledged: int = 0
+    identified: int = 0
+    dead_lettered: int = 0
+    overflowed: int = 0
+    undelivered: int = 0
+    unconfirmed: int = 0
+
+    def add(self, outcome: str, count: int, reasons: Mapping[str, int] | None = None) -> None:
+        setattr(self, outcome, getattr(self, outcome) + count)
+        for reason, n in (reasons or {}).items():
+            self.dropped_by_reason[reason] = self.dropped_by_reason.get(reason, 0) + n
+
+    def merge(self, other: Tally) -> None:
+        for outcome in OUTCOMES:
+            self.add(outcome, getattr(other, outcome))
+        for reason, n in other.dropped_by_reason.items():
+            self.dropped_by_reason[reason] = self.dropped_by_reason.get(reason, 0) + n
+
+    def resolved(self) -> int:
+        return sum(getattr(self, outcome) for outcome in OUTCOMES)
 
 
 @dataclass(frozen=True, slots=True)
 class Stats:
     """Counters since the client was created (or since the fork that made this process).
 
-    ``enqueued``: events and identify calls accepted by ``track``/``identify``/``alias``.
-    ``sent``: events in ``BatchCreate`` requests the server answered OK; of these ``accepted``
-    were stored and ``dropped`` were not (``dropped_by_reason`` has the server's tokens).
-    ``rejected``: refused as invalid at call time (or after ``close()``).
-    ``dead_lettered``: events and identify calls handed to ``on_error`` after a failed delivery
-    (permanent error, retries exhausted, or undelivered at shutdown).
-    ``retried``: retry attempts. ``overflowed``: items dropped because the queue was full.
-    ``batches``: ``BatchCreate`` requests answered OK. ``identified``: ``Identify`` calls
-    answered OK. ``queue_depth``: items waiting or in flight now.
+    ``enqueued``: events and identify calls accepted by ``track``/``identify``/``alias``; each
+    is in exactly one of the states that follow, so that at every instant
+    ``enqueued == accepted + dropped + unacknowledged + identified + dead_lettered + overflowed
+    + undelivered + unconfirmed + queued + in_flight``.
+
+    - ``accepted``: events the server stored; ``dropped``: events the server answered for but
+      dropped (``dropped_by_reason`` has its tokens); ``unacknowledged``: events of requests
+      answered OK that the reply did not account for.
+    - ``identified``: identify and alias calls the server answered OK.
+    - ``dead_lettered``: items handed to ``on_error`` after a permanent error, a retry budget
+      spent, or one too large to send.
+    - ``overflowed``: dropped because the queue was full. ``undelivered``: never sent before
+      ``close()`` or exit ran out of time. ``unconfirmed``: sent, with no reply by then.
+    - ``queued``: waiting in the client; ``in_flight``: in requests awaiting their reply.
+
+    Not part of ``enqueued``: ``rejected`` (refused at call time, or after ``close()``).
+    Also: ``sent`` (events in requests answered OK: accepted + dropped + unacknowledged),
+    ``retried`` (retry attempts), ``batches`` (``BatchCreate`` requests answered OK),
+    ``queue_bytes`` (bytes the queue holds) and ``bytes_per_event`` (their average per queued
+    event, 0 when empty).
     """
 
     enqueued: int = 0
-    sent: int = 0
     accepted: int = 0
     dropped: int = 0
     dropped_by_reason: Mapping[str, int] = field(default_factory=dict)
-    rejected: int = 0
-    dead_lettered: int = 0
-    retried: int = 0
-    overflowed: int = 0
-    batches: int = 0
+    unacknowledged: int = 0
     identified: int = 0
-    queue_depth: int = 0
+    dead_lettered: int = 0
+    overflowed: int = 0
+    undelivered: int = 0
+    unconfirmed: int = 0
+    queued: int = 0
+    in_flight: int = 0
+    rejected: int = 0
+    retried: int = 0
+    batches: int = 0
+    queue_bytes: int = 0
+    bytes_per_event: float = 0.0
+
+    @property
+    def sent(self) -> int:
+        """Events in ``BatchCreate`` requests the server answered OK."""
+        return self.accepted + self.dropped + self.unacknowledged
+
+    @property
+    def queue_depth(self) -> int:
+        """Items not yet resolved: ``queued + in_flight``."""
+        return self.queued + self.in_flight
 
 
 @dataclass(frozen=True, slots=True)
 class FlushResult:
-    """The fate of what was pending when ``flush()`` was called.
+    """The fate of everything enqueued since the previous ``flush()`` returned.
 
-    ``completed`` is False when the timeout passed first (the rest stays queued). ``delivered``
-    lists the ids of events the server acknowledged (``dropped_by_reason`` counts those among
-    them it dropped); ``dead_lettered`` the ids of events handed to ``on_error``; ``overflowed``
-    counts items dropped because the queue was full; ``identified`` / ``identify_failed`` count
-    identify and alias calls. When flushes overlap, each event is reported by one of them.
+    Each enqueued item is reported by exactly one ``FlushResult``: by the first flush that
+    returns after its outcome is known. ``completed`` is False when the timeout passed first;
+    ``pending`` then counts the items of this window still unresolved (a later flush reports
+    them). The outcome counts mean what they mean in :class:`Stats`.
     """
 
     completed: bool
-    delivered: tuple[str, ...] = ()
-    dead_lettered: tuple[str, ...] = ()
+    accepted: int = 0
     dropped_by_reason: Mapping[str, int] = field(default_factory=dict)
-    overflowed: int = 0
+    unacknowledged: int = 0
     identified: int = 0
-    identify_failed: int = 0
+    dead_lettered: int = 0
+    overflowed: int = 0
+    undelivered: int = 0
+    unconfirmed: int = 0
+    pending: int = 0
+
+    @property
+    def dropped(self) -> int:
+        """Events the server dropped (the sum of ``dropped_by_reason``)."""
+        return sum(self.dropped_by_reason.values())
+
+    @property
+    def sent(self) -> int:
+        """Events in requests the server answered OK."""
+        return self.accepted + self.dropped + self.unacknowledged
+
+    @property
+    def failed(self) -> int:
+        """Items that did not land: every outcome but ``accepted`` and ``identified``."""
+        return (
+            self.dropped
+            + self.unacknowledged
+            + self.dead_lettered
+            + self.overflowed
+            + self.undelivered
+            + self.unconfirmed
+        )
 
     @property
     def ok(self) -> bool:
-        """Everything pending was delivered and nothing was dropped or dead-lettered."""
-        return (
-            self.completed
-            and not self.dead_lettered
-            and not self.dropped_by_reason
-            and not self.overflowed
-            and not self.identify_failed
+        """Everything of this window was stored, and nothing is still pending."""
+        return self.completed and not self.pending and not self.failed
+
+    @classmethod
+    def of(cls, tally: Tally, *, completed: bool, pending: int) -> FlushResult:
+        return cls(
+            completed=completed,
+            accepted=tally.accepted,
+            dropped_by_reason=dict(tally.dropped_by_reason),
+            unacknowledged=tally.unacknowledged,
+            identified=tally.identified,
+            dead_lettered=tally.dead_lettered,
+            overflowed=tally.overflowed,
+            undelivered=tally.undelivered,
+            unconfirmed=tally.unconfirmed,
+            pending=pending,
         )
 
 
-class Counters:
-    """The mutable counters behind :class:`Stats` (one lock; updated per batch, not per event)."""
+@dataclass(slots=True)
+class _Window:
+    """One flush window: items taken into it, and the outcomes not yet claimed by a flush."""
+
+    taken: int = 0
+    resolved: int = 0
+    unclaimed: Tally = field(default_factory=Tally)
+
+
+class Ledger:
+    """The accounts behind :class:`Stats` and :class:`FlushResult`.
+
+    Not thread-safe by itself: every method runs under the engine's lock. Items enter with
+    :meth:`take` (into the window the worker is filling) and leave with :meth:`resolve`; in
+    between they are ``held`` (waiting) or ``in_flight``. A flush closes the current window
+    (:meth:`close_window`) and later claims every unclaimed outcome of windows up to its own.
+    """
 
     __slots__ = (
-        "accepted",
         "batches",
-        "dead_lettered",
-        "dropped",
-        "dropped_by_reason",
-        "identified",
-        "lock",
-        "overflowed",
+        "held",
+        "in_flight",
+        "queue_bytes",
+        "queued_events",
         "rejected",
         "retried",
-        "sent",
         "taken",
+        "totals",
+        "window",
+        "windows",
     )
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.totals = Tally()
         self.taken = 0
-        self.sent = 0
-        self.accepted = 0
-        self.dropped = 0
-        self.dropped_by_reason: dict[str, int] = {}
+        self.held = 0
+        self.in_flight = 0
         self.rejected = 0
-        self.dead_lettered = 0
         self.retried = 0
-        self.overflowed = 0
         self.batches = 0
-        self.identified = 0
+        self.queue_bytes = 0
+        self.queued_events = 0
+        self.window = 0
+        self.windows: dict[int, _Window] = {0: _Window()}
 
-    def snapshot(
+    def take(self, count: int = 1) -> int:
+        """``count`` items enter the client (held); returns the window they belong to."""
+        self.taken += count
+        self.held += count
+        self.windows[self.window].taken += count
+        return self.window
+
+    def send(self, count: int) -> None:
+        self.held -= count
+        self.in_flight += count
+
+    def unsend(self, count: int) -> None:
+        """A request came back without an outcome for its items (they wait to be retried)."""
+        self.in_flight -= count
+        self.held += count
+
+    def resolve(
         self,
-        depth: Callable[[], tuple[int, int]] | None = None,
+        window: int,
+        outcome: str,
+        count: int,
         *,
-        waiting: int = 0,
-        in_flight: int = 0,
-    ) -> Stats:
-        """The counters, with the queue's ``depth()`` (waiting, in flight) read after them, so
-        an item the worker takes in between is missed for an instant, never counted twice
-        (or the given ``waiting`` / ``in_flight``)."""
-        with self.lock:
-            taken, overflowed = self.taken, self.overflowed
-            if depth is not None:
-                waiting, in_flight = depth()
-            return Stats(
-                enqueued=taken + waiting + overflowed,
-                sent=self.sent,
-                accepted=self.accepted,
-                dropped=self.dropped,
-                dropped_by_reason=dict(self.dropped_by_reason),
-                rejected=self.rejected,
-                dead_lettered=self.dead_lettered,
-                retried=self.retried,
-                overflowed=overflowed,
-                batches=self.batches,
-                identified=self.identified,
-                queue_depth=waiting + in_flight,
-            )
+        in_flight: bool = False,
+        reasons: Mapping[str, int] | None = None,
+    ) -> None:
+        """``count`` items of ``window`` end in ``outcome`` (from in flight, or held)."""
+        if count <= 0:
+            return
+        if in_flight:
+            self.in_flight -= count
+        else:
+            self.held -= count
+        self.totals.add(outcome, count, reasons)
+        slot = self.windows.get(window)
+        if slot is None:  # claimed and forgotten already: cannot happen, but never lose a count
+            slot = self.windows.setdefault(window, _Window(taken=count))
+        slot.resolved += count
+        slot.unclaimed.add(outcome, count, reasons)
 
+    def close_window(self) -> int:
+        """Start a new window (a flush was called); returns the number of the closed one."""
+        closed = self.window
+        self.window += 1
+        self.windows[self.window] = _Window()
+        return closed
 
-class Window:
-    """Accumulates outcomes for a pending ``flush()``; only active while one is waiting."""
+    def pending(self, up_to: int) -> int:
+        """Items of windows ``<= up_to`` not yet resolved."""
+        return sum(w.taken - w.resolved for n, w in self.windows.items() if n <= up_to)
 
-    __slots__ = ("dead_lettered", "delivered", "dropped_by_reason", "identified", "identify_failed",
-                 "overflowed")  # fmt: skip
+    def claim(self, up_to: int, *, completed: bool) -> FlushResult:
+        """Take every unclaimed outcome of windows ``<= up_to`` into one result."""
+        tally = Tally()
+        pending = 0
+        for number in sorted(n for n in self.windows if n <= up_to):
+            window = self.windows[number]
+            tally.merge(window.unclaimed)
+            window.unclaimed = Tally()
+            pending += window.taken - window.resolved
+            if window.taken == window.resolved and number != self.window:
+                del self.windows[number]
+        return FlushResult.of(tally, completed=completed, pending=pending)
 
-    def __init__(self) -> None:
-        self.delivered: list[str] = []
-        self.dead_lettered: list[str] = []
-        self.dropped_by_reason: dict[str, int] = {}
-        self.overflowed = 0
-        self.identified = 0
-        self.identify_failed = 0
-
-    def result(self, *, completed: bool) -> FlushResult:
-        return FlushResult(
-            completed=completed,
-            delivered=tuple(self.delivered),
-            dead_lettered=tuple(self.dead_lettered),
-            dropped_by_reason=dict(self.dropped_by_reason),
-            overflowed=self.overflowed,
-            identified=self.identified,
-            identify_failed=self.identify_failed,
+    def stats(self, *, waiting: int) -> Stats:
+        """A snapshot; ``waiting`` counts items handed over but not yet taken by the worker."""
+        t = self.totals
+        queued = self.held + waiting
+        return Stats(
+            enqueued=self.taken + waiting,
+            accepted=t.accepted,
+            dropped=t.dropped,
+            dropped_by_reason=dict(t.dropped_by_reason),
+            unacknowledged=t.unacknowledged,
+            identified=t.identified,
+            dead_lettered=t.dead_lettered,
+            overflowed=t.overflowed,
+            undelivered=t.undelivered,
+            unconfirmed=t.unconfirmed,
+            queued=queued,
+            in_flight=self.in_flight,
+            rejected=self.rejected,
+            retried=self.retried,
+            batches=self.batches,
+            queue_bytes=self.queue_bytes,
+            bytes_per_event=(self.queue_bytes / self.queued_events) if self.queued_events else 0.0,
         )

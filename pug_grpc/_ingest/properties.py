@@ -48,6 +48,12 @@ MIN_TIMESTAMP_NS: Final = -62_135_596_800 * NS_PER_S  # 0001-01-01T00:00:00Z
 MAX_TIMESTAMP_NS: Final = 253_402_300_800 * NS_PER_S - 1  # 9999-12-31T23:59:59.999999999Z
 _SAFE_DOUBLE_INT: Final = 2**53
 _MAX_DEPTH: Final = 32
+MAX_PROPERTY_NODES: Final = 2048
+"""Parts (containers and values) one list/dict property may have: it becomes JSON text of at
+most 1,024 characters anyway. A shared sub-container counts each time it is reached, so a
+value that nests itself (``d = [d, d]``, 23 deep) costs this much work, not 2**23."""
+MAX_TRAIT_NODES: Final = 10_000
+"""Parts all the traits of one identify call may have together (the rest is dropped)."""
 
 _UTC = dt.UTC
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
@@ -152,7 +158,25 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _count_parts(value: Any, budget: int) -> int:
+    """How many parts ``value`` has, counting stops once past ``budget`` (returns budget + 1)."""
+    seen = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > budget:
+            return seen
+        if isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            stack.extend(item)
+    return seen
+
+
 def _json(key: str, value: Any) -> str:
+    if _count_parts(value, MAX_PROPERTY_NODES) > MAX_PROPERTY_NODES:
+        raise _DropError(f"nested value has more than {MAX_PROPERTY_NODES} parts")
     try:
         text = json.dumps(
             value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
@@ -263,13 +287,32 @@ def fill_property_value(target: property_value_pb2.PropertyValue, value: Scalar)
         ts.nanos = nanos
 
 
-def _trait(key: str, value: Any, depth: int) -> Any:
+class _OverBudgetError(_DropError):
+    """The traits of one call have too many parts: the top-level trait being read goes."""
+
+
+class _Budget:
+    """Parts left for the traits of one call."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, parts: int) -> None:
+        self.left = parts
+
+    def spend(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise _OverBudgetError(f"the traits have more than {MAX_TRAIT_NODES} parts in all")
+
+
+def _trait(key: str, value: Any, depth: int, budget: _Budget) -> Any:
+    budget.spend()
     if value is None or isinstance(value, bool | str):
         if isinstance(value, str) and not _valid_text(value):
             raise _DropError("string is not valid Unicode text (lone surrogate)")
         return value
     if isinstance(value, enum.Enum):
-        return _trait(key, value.value, depth)
+        return _trait(key, value.value, depth, budget)
     if isinstance(value, numbers.Integral):
         as_int = int(value)
         return as_int if abs(as_int) <= _SAFE_DOUBLE_INT else str(as_int)
@@ -291,13 +334,13 @@ def _trait(key: str, value: Any, depth: int) -> Any:
     if depth >= _MAX_DEPTH:
         raise _DropError("nested too deeply")
     if isinstance(value, Mapping):
-        return _traits_dict(value, depth + 1)
+        return _traits_dict(value, depth + 1, budget)
     if isinstance(value, list | tuple | set | frozenset):
-        return [_trait(key, item, depth + 1) for item in value]
+        return [_trait(key, item, depth + 1, budget) for item in value]
     raise _DropError(f"{type(value).__name__} is not a JSON-compatible value")
 
 
-def _traits_dict(traits: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+def _traits_dict(traits: Mapping[Any, Any], depth: int, budget: _Budget) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in traits.items():
         if not isinstance(key, str) or not _valid_text(key):
@@ -305,8 +348,10 @@ def _traits_dict(traits: Mapping[Any, Any], depth: int) -> dict[str, Any]:
             continue
         name = str.__str__(key)
         try:
-            out[name] = _trait(name, value, depth)
+            out[name] = _trait(name, value, depth, budget)
         except _DropError as why:
+            if depth and isinstance(why, _OverBudgetError):
+                raise  # the whole top-level trait goes, named in one warning
             _log.warning("trait %s dropped: %s", _shown(name), why)
         except Exception as exc:  # hostile input: a value whose own methods raise
             _log.warning(
@@ -320,5 +365,5 @@ def _traits_dict(traits: Mapping[Any, Any], depth: int) -> dict[str, Any]:
 def to_struct(traits: Mapping[Any, Any]) -> struct_pb2.Struct:
     """Profile traits as a ``google.protobuf.Struct`` (datetimes become RFC 3339 strings)."""
     struct = struct_pb2.Struct()
-    struct.update(_traits_dict(traits, 0))
+    struct.update(_traits_dict(traits, 0, _Budget(MAX_TRAIT_NODES)))
     return struct

@@ -1,0 +1,259 @@
+"""The caller's side of ``track``/``identify``/``alias``: check, copy, hand off; never raise.
+
+``Pug.track`` handles the common call inline (a plain kind seen before, an ASCII id, a dict
+or nothing, no options); everything else comes here. Refusals are logged under ``pug_grpc``,
+counted in ``stats().rejected`` and reported to ``on_error`` on the caller's thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import grpc
+
+from pug_grpc._ingest.engine import Engine
+from pug_grpc._ingest.messages import RawEvent, best_effort_event, timestamp_ns
+from pug_grpc._ingest.outcomes import (
+    CLIENT_CLOSED,
+    INVALID_EVENT,
+    INVALID_IDENTIFY,
+    PugDeliveryError,
+)
+from pug_grpc._ingest.properties import to_struct
+from pug_grpc._ingest.validation import coerce_id, event_problem, identify_problem
+from pug_grpc._ingest.well_known import (
+    CatalogError,
+    is_well_known,
+    properties_of_event,
+    properties_of_kind,
+)
+from pug_grpc.gen.catalog import OTHER_PLATFORM_KINDS, SERVER_KINDS, WellKnownEvent
+from pug_grpc.gen.sdk.profiles.v1 import profiles_pb2
+
+__all__ = ["CATALOGUED", "Intake", "plain_kinds", "warm_up"]
+
+_log = logging.getLogger("pug_grpc.intake")
+
+CATALOGUED: Final = frozenset(SERVER_KINDS) | OTHER_PLATFORM_KINDS
+_PLAIN_KINDS_LIMIT: Final = 4096
+plain_kinds: set[str] = set()
+"""Kinds that passed the rules and are not catalogued (a service uses few; bounded)."""
+
+_warmed = threading.Event()
+
+
+def warm_up() -> None:
+    """Import protovalidate off the caller's thread, once per process.
+
+    Checking a well-known event needs it; importing it costs tens of milliseconds, which the
+    first ``track()`` of a well-known kind would otherwise pay.
+    """
+    if _warmed.is_set():
+        return
+    _warmed.set()
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            import protovalidate  # noqa: F401
+
+    threading.Thread(target=load, name="pug-grpc-warm-up", daemon=True).start()
+
+
+class Intake:
+    """Builds queued items from calls and hands them to the engine."""
+
+    __slots__ = ("_engine", "_send_pii", "_session_id")
+
+    def __init__(self, engine: Engine, *, session_id: Callable[[], str], send_pii: bool) -> None:
+        self._engine = engine
+        self._session_id = session_id
+        self._send_pii = send_pii
+
+    # -- track ----------------------------------------------------------------------------
+    def event(  # noqa: PLR0917 - the arguments of Pug.track, passed on as they came
+        self,
+        distinct_id: Any,
+        kind: str | WellKnownEvent,
+        properties: Mapping[str, Any] | None,
+        extra: Mapping[str, Any] | None,
+        timestamp: Any,
+        session_id: Any,
+        event_id: Any,
+    ) -> None:
+        """The full path of ``track()``."""
+        try:
+            engine = self._engine
+            if not engine.accepting:
+                self.refuse_closed(kind)
+                return
+            sid = self._session_id() if session_id is None else coerce_id(session_id)
+            if extra is not None or type(kind) is not str or kind in CATALOGUED:
+                try:
+                    kind, properties = self._catalog_properties(kind, properties, extra)
+                except (CatalogError, TypeError) as exc:
+                    name = kind.KIND if isinstance(kind, WellKnownEvent) else kind
+                    self._reject_event(str(exc), event_id, name, distinct_id, sid)
+                    return
+            if type(distinct_id) is not str:
+                distinct_id = coerce_id(distinct_id)
+            if event_id is not None:
+                event_id = coerce_id(event_id)
+                if event_id == "":
+                    event_id = None
+            problem = event_problem(distinct_id, kind, sid, event_id)
+            occur: int | None = None
+            if not problem:
+                try:
+                    occur = time.time_ns() if timestamp is None else timestamp_ns(timestamp)
+                except ValueError as exc:
+                    problem = str(exc)
+            if not problem and properties is not None and not isinstance(properties, Mapping):
+                problem = f"properties must be a mapping, not {type(properties).__name__}"
+            if problem or occur is None:
+                self._reject_event(problem, event_id, kind, distinct_id, sid)
+                return
+            if (
+                type(kind) is str
+                and kind not in CATALOGUED
+                and len(plain_kinds) < _PLAIN_KINDS_LIMIT
+            ):
+                plain_kinds.add(kind)  # valid and not catalogued: the fast path may take it
+            item: RawEvent = (
+                event_id,
+                kind,
+                distinct_id,
+                sid,
+                occur,
+                dict(properties) if properties else None,
+            )  # type: ignore[assignment]
+            engine.submit(item)
+        except Exception as exc:  # arguments whose own methods raise (hostile input)
+            self.reject_unreadable("track", exc)
+
+    def _catalog_properties(
+        self,
+        kind: str | WellKnownEvent,
+        properties: Mapping[str, Any] | None,
+        extra: Mapping[str, Any] | None,
+    ) -> tuple[str, dict[str, Any] | None]:
+        """Merge ``extra`` and check a well-known event; raises CatalogError or TypeError."""
+        for name, given in (("properties", properties), ("extra", extra)):
+            if given is not None and not isinstance(given, Mapping):
+                raise TypeError(f"{name} must be a mapping, not {type(given).__name__}")
+        merged = {**(properties or {}), **(extra or {})}
+        if isinstance(kind, WellKnownEvent):
+            fields = properties_of_event(kind, send_pii=self._send_pii)
+            shadowed = sorted(k for k in merged if k in fields)
+            if shadowed:
+                _log.warning(
+                    "%s: extra properties %s replaced by typed fields", kind.KIND, shadowed
+                )
+            return kind.KIND, {**merged, **fields}
+        if not isinstance(kind, str):
+            raise TypeError(
+                f"kind must be a string or a well-known event, not {type(kind).__name__}"
+            )
+        if is_well_known(kind):
+            fields, rest = properties_of_kind(kind, merged, send_pii=self._send_pii)
+            return kind, {**rest, **fields}
+        return kind, merged or None
+
+    # -- identify ---------------------------------------------------------------------------
+    def identify(
+        self,
+        external_id: Any,
+        traits: Mapping[str, Any] | None,
+        anonymous_id: str | None,
+        device_id: str | None,
+    ) -> None:
+        try:
+            if not self._engine.accepting:
+                self.refuse_closed("identify")
+                return
+            external = coerce_id(external_id)
+            anonymous = "" if anonymous_id is None else anonymous_id
+            device = "" if device_id is None else device_id
+            problem = identify_problem(external, anonymous, device)
+            if not problem and traits is not None and not isinstance(traits, Mapping):
+                problem = f"traits must be a mapping, not {type(traits).__name__}"
+            if problem:
+                self._reject_identify(problem, external, anonymous, device)
+                return
+            request = profiles_pb2.IdentifyRequest()
+            request.external_id = external  # type: ignore[assignment]
+            # Empty fields stay unset: a set empty string is checked by its rules.
+            if anonymous:
+                request.anonymous_id = anonymous
+            if device:
+                request.device_id = device
+            if traits:
+                request.traits.CopyFrom(to_struct(traits))
+            self._engine.submit(request)
+        except Exception as exc:  # arguments whose own methods raise (hostile input)
+            self.reject_unreadable("identify", exc)
+
+    def alias(self, anonymous_id: Any, external_id: Any) -> None:
+        try:
+            if not anonymous_id:
+                self._reject_identify("alias needs an anonymous_id", external_id, "", "")
+                return
+        except Exception as exc:  # an anonymous_id whose truth value raises
+            self.reject_unreadable("alias", exc)
+            return
+        self.identify(external_id, None, anonymous_id, None)
+
+    # -- refusals ---------------------------------------------------------------------------
+    def _reject_event(
+        self, problem: str, event_id: object, kind: object, distinct_id: object, sid: object
+    ) -> None:
+        event = best_effort_event(
+            event_id=event_id, kind=kind, distinct_id=distinct_id, session_id=sid, occur_ns=None
+        )
+        error = PugDeliveryError(
+            f"invalid event: {problem}", reason=INVALID_EVENT, code=grpc.StatusCode.INVALID_ARGUMENT
+        )
+        self._engine.refuse(error, event)
+
+    def _reject_identify(
+        self, problem: str, external_id: object, anonymous_id: object, device_id: object
+    ) -> None:
+        request = profiles_pb2.IdentifyRequest()
+        for name, value in (
+            ("external_id", external_id),
+            ("anonymous_id", anonymous_id),
+            ("device_id", device_id),
+        ):
+            if isinstance(value, str) and value:
+                with contextlib.suppress(TypeError, ValueError):
+                    setattr(request, name, value)
+        error = PugDeliveryError(
+            f"invalid identify: {problem}",
+            reason=INVALID_IDENTIFY,
+            code=grpc.StatusCode.INVALID_ARGUMENT,
+        )
+        self._engine.refuse(error, request)
+
+    def reject_unreadable(self, call: str, exc: Exception) -> None:
+        """Refuse a call whose arguments raised when read: counted, logged, reported."""
+        try:
+            _log.debug("%s() could not read its arguments", call, exc_info=True)
+            problem = f"{call}() could not read its arguments ({type(exc).__name__})"
+            if call == "track":
+                self._reject_event(problem, None, None, None, None)
+            else:
+                self._reject_identify(problem, None, None, None)
+        except Exception:  # never let a report escape to the caller
+            _log.exception("%s() failed unexpectedly; the call is dropped", call)
+
+    def refuse_closed(self, what: object) -> None:
+        error = PugDeliveryError(
+            "the client is closed", reason=CLIENT_CLOSED, code=grpc.StatusCode.CANCELLED
+        )
+        name = what if isinstance(what, str) else "call"
+        self._engine.refuse(error, None)
+        _log.debug("%s after close() refused", name)
