@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Literal
 
@@ -58,40 +58,61 @@ _abandoned_channels: list[object] = []
 """Parent channels a forked child must neither use nor close (closing would touch shared state)."""
 
 
-class _Channel:
-    """The client's one channel, opened on first use and shared by ingestion and reads."""
+class _Connections:
+    """The client's one channel (or Connect transport), opened on first use, shared by
+    ingestion and reads. The engine holds this, never the ``Pug``: a client dropped without
+    ``close()`` can then be collected while its engine drains."""
 
-    def __init__(self, open_base: Any, interceptors: tuple[Any, ...], owned: bool) -> None:
+    def __init__(
+        self,
+        open_base: Callable[[], grpc.Channel],
+        interceptors: tuple[Any, ...],
+        *,
+        owned: bool,
+        open_connect: Callable[[], Any] | None,
+    ) -> None:
         self._open_base = open_base
         self._interceptors = interceptors
         self._owned = owned
+        self._open_connect = open_connect
         self._lock = threading.Lock()
         self._channel: grpc.Channel | None = None
-        self._closed = False
+        self._connect: Any = None
 
-    def get(self) -> grpc.Channel:
+    def channel(self) -> grpc.Channel:
         with self._lock:
             if self._channel is None:
                 self._channel = intercept(self._open_base(), *self._interceptors)
             return self._channel
 
+    def connect(self) -> Any:
+        """The Connect transport (``transport="connect"``)."""
+        assert self._open_connect is not None
+        with self._lock:
+            if self._connect is None:
+                self._connect = self._open_connect()
+            return self._connect
+
     def close(self) -> None:
         with self._lock:
             channel, self._channel = self._channel, None
-            self._closed = True
-        if channel is not None and self._owned:
-            try:
-                channel.close()
-            except Exception:
-                _log.debug("closing the channel failed", exc_info=True)
+            connect, self._connect = self._connect, None
+        for closing in (channel if self._owned else None, connect):
+            if closing is not None:
+                try:
+                    closing.close()
+                except Exception:
+                    _log.debug("closing a connection failed", exc_info=True)
 
     def abandon_after_fork(self) -> None:
-        """A forked child: never use nor close the parent's channel; open a new one on use."""
+        """A forked child: never use nor close the parent's connections; open new ones."""
         self._lock = threading.Lock()
         if self._channel is not None and self._owned:
             _abandoned_channels.append(self._channel)
-        if self._owned:
             self._channel = None
+        if self._connect is not None:
+            _abandoned_channels.append(self._connect)
+            self._connect = None
 
 
 class Pug:
@@ -172,8 +193,6 @@ class Pug:
         self._allow_insecure = allow_insecure
         self._root_certificates = root_certificates
         self._compression = compression
-        self._connect: Any = None
-        self._connect_lock = threading.Lock()
         self._tls = (
             parse_endpoint(
                 endpoint, allow_insecure=allow_insecure, force_tls=credentials is not None
@@ -195,10 +214,25 @@ class Pug:
                 allow_insecure=allow_insecure,
             )
 
-        self._channel = _Channel(
-            open_base, (credentials_interceptor, *interceptors), owned=channel is None
+        def open_connect() -> Any:
+            from pug_grpc._credentials import CredentialHeaders
+            from pug_grpc._rpc.connect import ConnectTransport
+
+            assert endpoint is not None
+            return ConnectTransport(
+                endpoint,
+                credentials=CredentialHeaders(api_key=api_key, project_id=project_id),
+                allow_insecure=allow_insecure,
+                root_certificates=root_certificates,
+                compression=compression,
+            )
+
+        self._connections = holder = _Connections(
+            open_base,
+            (credentials_interceptor, *interceptors),
+            owned=channel is None,
+            open_connect=open_connect if transport == "connect" else None,
         )
-        holder = self._channel
         timeout_s = self._timeout
         encoded = not interceptors and channel is None
 
@@ -209,10 +243,10 @@ class Pug:
                 return NullSink()
             if transport == "connect":
                 return ConnectSink(
-                    self._connect_transport(), timeout=timeout_s, workers=settings.max_in_flight
+                    holder.connect(), timeout=timeout_s, workers=settings.max_in_flight
                 )
             return GrpcSink(
-                holder.get(), timeout=timeout_s, compression=compression, encoded=encoded
+                holder.channel(), timeout=timeout_s, compression=compression, encoded=encoded
             )
 
         tls = self._tls
@@ -228,10 +262,10 @@ class Pug:
             retry=retry,
             report=safe_reporter(on_error),
             make_sink=make_sink,
-            on_closed=self._close_transports,
+            on_closed=holder.close,
             connection_problem=connection_problem,
             threaded=send and not sync_mode,
-            on_start=process.hook_multiprocessing_exit,
+            on_start=process.engine_started,
             shutdown_timeout=float(shutdown_timeout),
         )
         self._session_id = new_session_id()
@@ -244,32 +278,6 @@ class Pug:
 
     def _current_session(self) -> str:
         return self._session_id
-
-    def _connect_transport(self) -> Any:
-        """The Connect transport, built on first use (``transport="connect"``)."""
-        from pug_grpc._credentials import CredentialHeaders
-        from pug_grpc._rpc.connect import ConnectTransport
-
-        with self._connect_lock:
-            if self._connect is None:
-                assert self._endpoint is not None
-                self._connect = ConnectTransport(
-                    self._endpoint,
-                    credentials=CredentialHeaders(
-                        api_key=self._api_key, project_id=self._project_id
-                    ),
-                    allow_insecure=self._allow_insecure,
-                    root_certificates=self._root_certificates,
-                    compression=self._compression,
-                )
-            return self._connect
-
-    def _close_transports(self) -> None:
-        self._channel.close()
-        with self._connect_lock:
-            connect, self._connect = self._connect, None
-        if connect is not None:
-            connect.close()
 
     def __repr__(self) -> str:
         return (
@@ -369,7 +377,7 @@ class Pug:
         self._closed = True
         self._engine.close(timeout)
         if self._engine.phase.value == "closed":
-            self._close_transports()
+            self._connections.close()
 
     def stats(self) -> Stats:
         """A snapshot of the counters (see :class:`Stats`); they add up at every instant."""
@@ -380,7 +388,9 @@ class Pug:
         reads: Reads | None = getattr(self, "_reads_cache", None)
         if reads is None:
             source: Any = (
-                self._connect_transport() if self._transport == "connect" else self._channel.get
+                self._connections.connect()
+                if self._transport == "connect"
+                else self._connections.channel
             )
             reads = Reads(
                 source,
@@ -424,7 +434,5 @@ class Pug:
     def _after_fork_in_child(self) -> None:
         """Start over in a forked child: a new session id and, on first use, a new channel."""
         self._session_id = new_session_id()
-        self._channel.abandon_after_fork()
-        self._connect_lock = threading.Lock()
-        self._connect = None  # the parent's connections stay the parent's
+        self._connections.abandon_after_fork()
         self.__dict__.pop("_reads_cache", None)

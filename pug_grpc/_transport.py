@@ -9,6 +9,7 @@ only compression it accepts, its largest reply (a 1,000-event page) can pass gRP
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import logging
 from collections.abc import Sequence
@@ -20,6 +21,11 @@ import grpc
 
 from pug_grpc._names import ENV_ENDPOINT
 from pug_grpc._version import __version__
+
+# grpc imports these on the first channel. A fork while another thread is importing them leaves
+# the module's import lock held for ever in the child, so they load with this package instead.
+for _lazy in ("grpc._channel", "grpc._interceptor"):
+    importlib.import_module(_lazy)
 
 __all__ = [
     "KEEPALIVE_OPTIONS",

@@ -69,7 +69,8 @@ _CLOSE_GRACE_S: Final = 1.0
 """How long ``close()`` waits past its deadline for the worker to report what was left."""
 
 _QUIESCE_S: Final = 2.0
-"""How long a fork waits for requests in flight to finish before it cancels them."""
+"""How long a fork waits for requests in flight to finish before it cancels them (and then,
+at most, for the cancellations to come back)."""
 
 
 class Phase(enum.Enum):
@@ -111,7 +112,8 @@ class _Completion(_Control):
 _WAKE: Final = _Wake()
 
 _engines: weakref.WeakSet[Engine] = weakref.WeakSet()
-"""Every engine that is not closed (a running engine is kept alive by its own thread)."""
+"""Every engine that is not closed (a running engine is kept alive by its own thread; a new
+one lives only as long as its client)."""
 
 
 class Engine:
@@ -154,6 +156,7 @@ class Engine:
         self._limit = batch.max_queue_size
         self._crowded_at = max(1, batch.max_queue_size // 2)
         self._reset()
+        _engines.add(self)  # from the start: a fork during the first track() must reset it
 
     def _reset(self) -> None:
         """Everything a forked child must rebuild rather than inherit."""
@@ -171,6 +174,7 @@ class Engine:
         self.ledger = Ledger()
         self._pipeline: Pipeline | None = None
         self._wake_at: float | None = None
+        self._starting = False
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
         self._quiet = threading.Event()
@@ -256,31 +260,40 @@ class Engine:
     # -- start ------------------------------------------------------------------------------
     def _start(self) -> None:
         with self._lock:
-            if self._phase is not Phase.NEW:
+            if self._phase is not Phase.NEW or self._starting:
+                # Starting already: a signal handler's track() interrupted the start on this
+                # thread (the lock is re-entrant). Its item waits in the hand-off.
                 return
-            self._pipeline = Pipeline(
-                sink=self._make_sink(),
-                storage=self._make_storage(),
-                batch=self.batch,
-                retry=self.retry,
-                ledger=self.ledger,
-                lock=self._lock,
-                report=self.report,
-                deliver_reply=self._completed,
-                clock=self._clock,
-                new_ids=self._new_ids,
-                connection_problem=self._connection_problem,
-                **({"uniform": self._uniform} if self._uniform is not None else {}),
-            )
-            if not self.threaded:
-                self._pipeline.urgent = True  # each call sends before it returns
-            self._phase = Phase.RUNNING
-            _engines.add(self)
-            self._on_start()
-            if self.threaded:
-                thread = threading.Thread(target=self._run, name="pug-grpc-worker", daemon=True)
-                self._thread = thread
-                thread.start()
+            self._starting = True
+            try:
+                self._build_and_start()
+            finally:
+                self._starting = False
+
+    def _build_and_start(self) -> None:
+        """Under the lock: the pipeline, then the worker thread (``_start`` guards re-entry)."""
+        self._pipeline = Pipeline(
+            sink=self._make_sink(),
+            storage=self._make_storage(),
+            batch=self.batch,
+            retry=self.retry,
+            ledger=self.ledger,
+            lock=self._lock,
+            report=self.report,
+            deliver_reply=self._completed,
+            clock=self._clock,
+            new_ids=self._new_ids,
+            connection_problem=self._connection_problem,
+            **({"uniform": self._uniform} if self._uniform is not None else {}),
+        )
+        if not self.threaded:
+            self._pipeline.urgent = True  # each call sends before it returns
+        self._phase = Phase.RUNNING
+        self._on_start()
+        if self.threaded:
+            thread = threading.Thread(target=self._run, name="pug-grpc-worker", daemon=True)
+            self._thread = thread
+            thread.start()
 
     def on_worker_thread(self) -> bool:
         thread = self._thread
@@ -540,8 +553,11 @@ class Engine:
         self._quiet.clear()
         self._resume.clear()
         self._put_control(_Pause())
-        if not self._quiet.wait(_QUIESCE_S + 1.0):
-            _log.warning("the pug-grpc worker did not quiesce before fork()")
+        if not self._quiet.wait(3 * _QUIESCE_S):
+            _log.warning(
+                "the pug-grpc worker did not quiesce before fork() (%d request(s) in flight)",
+                self.ledger.in_flight,
+            )
 
     def after_fork_in_parent(self) -> None:
         self._resume.set()
@@ -555,6 +571,7 @@ class Engine:
         pipeline.paused = True
         ends = time.monotonic() + _QUIESCE_S
         cancelled = False
+        later: list[Any] = []  # everything but replies waits until after the fork, in order
         while pipeline.in_flight:
             left = ends - time.monotonic()
             if left <= 0 and not cancelled:
@@ -564,13 +581,17 @@ class Engine:
                 continue
             if left <= 0:
                 break
-            obj = self._next_object(min(left, 0.05))
+            try:
+                obj = self._intake.get(timeout=min(left, 0.05))
+            except queue.Empty:
+                continue
             if isinstance(obj, _Completion):
                 with self._lock:
                     self._controls -= 1
                 pipeline.on_reply(obj.attempt, obj.reply)
-            elif obj is not None:
-                self._bypass.append(obj)  # handled after the fork, in order
+            else:
+                later.append(obj)
+        self._bypass.extendleft(reversed(later))
         self._quiet.set()
         self._resume.wait(_QUIESCE_S + 5.0)
         pipeline.paused = False

@@ -44,7 +44,7 @@ _PLAIN_KINDS_LIMIT: Final = 4096
 plain_kinds: set[str] = set()
 """Kinds that passed the rules and are not catalogued (a service uses few; bounded)."""
 
-_warmed = threading.Event()
+_warm_up: list[threading.Thread] = []
 
 
 def warm_up() -> None:
@@ -53,15 +53,27 @@ def warm_up() -> None:
     Checking a well-known event needs it; importing it costs tens of milliseconds, which the
     first ``track()`` of a well-known kind would otherwise pay.
     """
-    if _warmed.is_set():
+    if _warm_up:
         return
-    _warmed.set()
 
     def load() -> None:
         with contextlib.suppress(Exception):
             import protovalidate  # noqa: F401
 
-    threading.Thread(target=load, name="pug-grpc-warm-up", daemon=True).start()
+    thread = threading.Thread(target=load, name="pug-grpc-warm-up", daemon=True)
+    _warm_up.append(thread)
+    thread.start()
+
+
+def finish_warm_up(timeout: float) -> None:
+    """Before a fork: an import under way in another thread would stay locked in the child."""
+    for thread in _warm_up:
+        thread.join(timeout)
+
+
+def after_fork_in_child() -> None:
+    """The warm-up thread does not exist in a child; what it imported is there."""
+    _warm_up[:] = [threading.Thread()]
 
 
 class Intake:

@@ -302,9 +302,11 @@ class Pipeline:
             return  # already reported (the close deadline passed)
         if self._probe is attempt:
             self._probe = None
-        if attempt.requeue:
+        if attempt.requeue:  # cancelled for a fork: not a failure, so it costs no budget
             attempt.requeue = False
             attempt.attempts -= 1
+            if attempt.attempts == 0:
+                attempt.first_attempt = None
             attempt.ready_at = self._clock()
             with self._lock:
                 self.ledger.unsend(attempt.record.count)

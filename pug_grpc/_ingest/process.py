@@ -16,15 +16,11 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from pug_grpc._ingest import intake
 from pug_grpc._ingest.engine import live_engines
 from pug_grpc._ingest.fork_support import FORK_SUPPORT_VARIABLE
 
-__all__ = [
-    "close_all_at_exit",
-    "hook_multiprocessing_exit",
-    "on_fork_in_child",
-    "register_process_hooks",
-]
+__all__ = ["close_all_at_exit", "engine_started", "hook_multiprocessing_exit", "on_fork_in_child"]
 
 _log = logging.getLogger("pug_grpc.process")
 
@@ -65,6 +61,7 @@ def _before_fork() -> None:
     engines = live_engines()
     if not engines:
         return
+    intake.finish_warm_up(5.0)
     if "fork support" not in _warned and not _grpc_fork_support():
         _warned.add("fork support")
         _log.warning(
@@ -86,6 +83,7 @@ def _after_fork_parent() -> None:
 
 def _after_fork_child() -> None:
     _multiprocessing_hooked.clear()
+    intake.after_fork_in_child()
     for engine in live_engines():
         try:
             engine.after_fork_in_child()
@@ -107,6 +105,24 @@ def _grpc_fork_support() -> bool:
     return bool(check()) if callable(check) else False
 
 
+_fork_hooks_registered: list[bool] = []
+
+
+def engine_started() -> None:
+    """A client just opened its channel: make sure its process hooks are in place."""
+    if not _fork_hooks_registered:
+        # After gRPC's own: before-fork hooks run newest first, so ours parks the worker while
+        # gRPC still delivers replies, and gRPC's then finds nothing in flight. gRPC registers
+        # its hooks with the first channel of the process, which the client has just opened.
+        _fork_hooks_registered.append(True)
+        os.register_at_fork(
+            before=_before_fork,
+            after_in_parent=_after_fork_parent,
+            after_in_child=_after_fork_child,
+        )
+    hook_multiprocessing_exit()
+
+
 def hook_multiprocessing_exit() -> None:
     """Drain at the exit of a ``multiprocessing`` child too.
 
@@ -122,11 +138,4 @@ def hook_multiprocessing_exit() -> None:
     util.Finalize(None, close_all_at_exit, exitpriority=100)
 
 
-def register_process_hooks(register_at_fork: Callable[..., None] = os.register_at_fork) -> None:
-    register_at_fork(
-        before=_before_fork, after_in_parent=_after_fork_parent, after_in_child=_after_fork_child
-    )
-    atexit.register(close_all_at_exit)
-
-
-register_process_hooks()
+atexit.register(close_all_at_exit)

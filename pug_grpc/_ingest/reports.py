@@ -8,6 +8,7 @@ must never stop the worker or reach ``track()``'s caller.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -30,21 +31,32 @@ MAX_REPORTED_ITEMS: Final = 1000
 
 class SafeReporter:
     """``on_error`` wrapped so that nothing it raises escapes; ``wants_items`` says whether
-    building the messages of a report is worth it (someone receives them)."""
+    building the messages of a report is worth it (someone receives them).
 
-    __slots__ = ("_on_error", "wants_items")
+    A report made while ``on_error`` runs on the same thread (``on_error`` calling ``track()``
+    on a closed client, say) is logged instead of calling ``on_error`` again: it would recurse.
+    """
+
+    __slots__ = ("_active", "_on_error", "wants_items")
 
     def __init__(self, on_error: Reporter | None) -> None:
         self._on_error = on_error
         self.wants_items = on_error is not None
+        self._active = threading.local()
 
     def __call__(self, error: BaseException, items: Sequence[Message] = ()) -> None:
         if self._on_error is None:
             return
+        if getattr(self._active, "busy", False):
+            _log.warning("a report from inside on_error is not passed to on_error: %s", error)
+            return
+        self._active.busy = True
         try:
             self._on_error(error, list(items))
         except BaseException:  # SystemExit and KeyboardInterrupt too: the worker must go on
             _log.exception("on_error raised; ignoring it")
+        finally:
+            self._active.busy = False
 
 
 def safe_reporter(on_error: Reporter | None) -> SafeReporter:
