@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pug_grpc._cli.console import PROG
 
@@ -45,6 +46,7 @@ options, --quiet and --debug go before or after the command.
 """
 
 Handler = Callable[..., int]
+_N = TypeVar("_N", int, float)
 
 
 def _shared_options() -> argparse.ArgumentParser:
@@ -105,34 +107,37 @@ def _json_object(text: str) -> dict[str, Any]:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+def _number(
+    kind: str, convert: Callable[[str], _N], valid: Callable[[_N], bool], rule: str
+) -> Callable[[str], _N]:
+    """An argparse type: ``convert`` the text, then check it, with messages that say how."""
+
+    def parse(text: str) -> _N:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(rule)
+        return value
+
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError("must be a positive number of seconds")
-    return value
+_positive_int = _number("a whole number", int, lambda v: v >= 1, "must be at least 1")
+_positive_float = _number(
+    "a number of seconds", float, lambda v: 0 < v < math.inf, "must be a positive number of seconds"
+)
+_port = _number(
+    "a port number", int, lambda v: 0 <= v <= 65535, "must be between 0 and 65535 (0 picks one)"
+)
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError("must be between 0 and 65535 (0 picks a free port)")
-    return value
+def _pairs(parser: argparse.ArgumentParser, flag: str, metavar: str, help_text: str) -> None:
+    """A repeatable ``KEY=VALUE`` option, gathered into a list of pairs."""
+    parser.add_argument(
+        flag, type=_key_value, action="append", default=[], metavar=metavar, help=help_text
+    )
 
 
 class _Builder:
@@ -210,13 +215,11 @@ def _ingestion(build: _Builder, commands: Any) -> None:
     track.add_argument("distinct_id", help="who did it (your user id, or an anon-… id)")
     track.add_argument("kind", help="what happened, e.g. signup or purchase")
     track.add_argument("--properties", type=_json_object, default={}, help="properties as JSON")
-    track.add_argument(
+    _pairs(
+        track,
         "--prop",
-        type=_key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="one property (repeatable); VALUE is parsed as JSON when it can be (42, true)",
+        "KEY=VALUE",
+        "one property (repeatable); VALUE is parsed as JSON when it can be (42, true)",
     )
     track.add_argument("--timestamp", help="when (RFC 3339 or epoch seconds; default now)")
     track.add_argument("--session-id", help="session UUID (default: one per command)")
@@ -226,14 +229,7 @@ def _ingestion(build: _Builder, commands: Any) -> None:
     )
     identify.add_argument("external_id", help="your id for the user")
     identify.add_argument("--traits", type=_json_object, default={}, help="traits as JSON")
-    identify.add_argument(
-        "--trait",
-        type=_key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="one trait (repeatable)",
-    )
+    _pairs(identify, "--trait", "KEY=VALUE", "one trait (repeatable)")
     identify.add_argument("--anonymous-id", help="an anon-… id whose profile merges into this one")
     identify.add_argument("--device-id", help="device id (at most 36 characters)")
 
@@ -254,13 +250,11 @@ def _reads(build: _Builder, commands: Any) -> None:
     get.add_argument("--id", action="store_true", help="the argument is Pug's profile id")
     listing = build.command(actions, "list", "profiles_list", "profiles as JSON lines")
     listing.add_argument("--limit", type=_positive_int, default=100, help="at most this many (100)")
-    listing.add_argument(
+    _pairs(
+        listing,
         "--where",
-        type=_key_value,
-        action="append",
-        default=[],
-        metavar="TRAIT=VALUE",
-        help="only profiles whose trait equals VALUE (repeatable, all must match)",
+        "TRAIT=VALUE",
+        "only profiles whose trait equals VALUE (repeatable, all must match)",
     )
 
     activity = build.group(commands, "activity", "read activity (needs a prv_ key)")
