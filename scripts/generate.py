@@ -7,6 +7,10 @@ as top-level modules would collide with other distributions, so the generated mo
 rewritten to import each other through ``pug_grpc.gen``. ``buf/validate/validate.proto`` is
 not vendored: its descriptor is read from the installed ``protovalidate`` wheel and compiled
 into ``pug_grpc.gen.buf.validate`` so that the options in our descriptors resolve at runtime.
+
+The generator (pinned in the dev extra) is the oldest grpcio-tools that compiles edition 2023
+for protobuf 6 (1.72.1, protoc 30; 1.72.0 is yanked): the generated code then runs on protobuf
+6.30 and later and grpcio 1.72.1 and later, which keeps the floors low (docs/generated-code.md).
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ event travels through :class:`pug_grpc.Pug` over real gRPC and is read back thro
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import os
 import random
 import threading
 import time
@@ -18,12 +20,13 @@ from typing import Any, TextIO
 
 from google.protobuf.message import Message
 
+from pug_grpc._cli.console import Console
 from pug_grpc._cli.progress import Progress
 from pug_grpc._ingest.settings import BatchSettings
 from pug_grpc._pug import Pug
 from pug_grpc.gen.shared.insights.v1 import insights_pb2
 
-__all__ = ["DemoPlan", "print_chart", "run_demo"]
+__all__ = ["DemoPlan", "print_chart", "run_demo", "run_demo_command"]
 
 _PLANS = ("free", "starter", "pro", "enterprise")
 _COUNTRIES = ("NO", "DE", "FR", "US", "BR", "JP", "IN", "GB")
@@ -245,7 +248,7 @@ def run_demo(
     api_key: str | None,
     project_id: str | None,
     out: TextIO,
-    progress_stream: TextIO,
+    console: Console,
     show_progress: bool | None,
     make_server: Callable[[], Any] | None,
 ) -> int:
@@ -283,9 +286,7 @@ def run_demo(
             on_error=on_error,
         ) as pug:
             started = time.perf_counter()
-            with Progress(
-                plan.events, "tracking", stream=progress_stream, enabled=show_progress
-            ) as bar:
+            with Progress(plan.events, "tracking", console=console, enabled=show_progress) as bar:
                 _drive(pug, plan, tally, bar, room=batch.max_queue_size // 2)
             result = pug.flush(timeout=120)
             elapsed = time.perf_counter() - started
@@ -316,3 +317,24 @@ def run_demo(
     finally:
         if server is not None:
             server.close()
+
+
+def run_demo_command(args: argparse.Namespace, out: TextIO, console: Console) -> int:
+    """``pug-grpc demo``: against the configured endpoint, else a server in this process."""
+    from pug_grpc.testing import LocalServer, ServerConfig
+
+    endpoint = args.endpoint or os.environ.get("PUG_ENDPOINT") or None
+
+    def make_server() -> LocalServer:
+        return LocalServer(ServerConfig(record=False)).start()
+
+    return run_demo(
+        plan=DemoPlan(events=args.events, users=args.users, days=args.days),
+        endpoint=endpoint,
+        api_key=args.api_key,
+        project_id=args.project_id,
+        out=out,
+        console=console,
+        show_progress=False if args.no_progress else None,
+        make_server=make_server if endpoint is None else None,
+    )

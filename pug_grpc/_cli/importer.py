@@ -1,7 +1,9 @@
 """Reading and checking historical events for ``pug-grpc import`` (JSON Lines or CSV).
 
 Each row is checked against the contract's event rules before it is queued, so a bad row is
-reported with its line number and reason instead of disappearing into the worker's log.
+reported with its line number and reason instead of disappearing into the worker's log. Files
+are read as bytes and decoded line by line (UTF-8, a leading byte order mark skipped, as Excel
+writes it), so a line that is not UTF-8 is one rejected row, not the end of the import.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ import datetime as dt
 import json
 import math
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import protovalidate
 
+from pug_grpc._cli.terms import milliseconds_hint
 from pug_grpc.gen.sdk.events.v1 import events_pb2
 
 __all__ = ["ImportRow", "RowProblem", "detect_format", "parse_timestamp", "read_rows"]
@@ -43,6 +46,8 @@ class ImportRow:
 
 @dataclass(frozen=True)
 class RowProblem:
+    """A row that cannot be imported, and why."""
+
     line: int
     reason: str
 
@@ -54,27 +59,37 @@ def parse_timestamp(value: Any) -> dt.datetime:
     if isinstance(value, int | float):
         if not math.isfinite(value):
             raise ValueError("timestamp must be a finite number of epoch seconds")
-        try:
-            moment = dt.datetime.fromtimestamp(value, dt.UTC)
-        except (OverflowError, OSError, ValueError):
-            raise ValueError(f"timestamp {value!r} is out of range") from None
+        moment = _from_epoch(value)
     elif isinstance(value, str):
         text = value.strip()
         try:
-            moment = dt.datetime.fromtimestamp(float(text), dt.UTC)
+            number = float(text)
         except ValueError:
             try:
                 moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
             except ValueError:
                 raise ValueError(f"timestamp {value!r} is not RFC 3339 or epoch seconds") from None
-        except (OverflowError, OSError):
-            raise ValueError(f"timestamp {value!r} is out of range") from None
+        else:
+            if not math.isfinite(number):
+                raise ValueError("timestamp must be a finite number of epoch seconds")
+            moment = _from_epoch(number, shown=value)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=dt.UTC)
     else:
         raise ValueError(f"timestamp must be text or a number, not {type(value).__name__}")
     if not _MIN_TIMESTAMP <= moment <= _MAX_TIMESTAMP:
         raise ValueError(f"timestamp {value!r} is out of range")
+    return moment
+
+
+def _from_epoch(seconds: float, shown: object = None) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromtimestamp(seconds, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        moment = None
+    if moment is None or not _MIN_TIMESTAMP <= moment <= _MAX_TIMESTAMP:
+        shown = seconds if shown is None else shown
+        raise ValueError(f"timestamp {shown!r} is out of range{milliseconds_hint(seconds)}")
     return moment
 
 
@@ -124,8 +139,23 @@ def _check(record: Mapping[str, Any], line: int) -> ImportRow:
     return ImportRow(line, distinct_id, kind, timestamp, properties, session_id, event_id)
 
 
-def _jsonl(stream: TextIO) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
-    for line, text in enumerate(stream, start=1):
+def decoded_lines(stream: Iterable[bytes], problems: list[RowProblem]) -> Iterator[str]:
+    """Each line of ``stream`` as text; a line that is not UTF-8 is added to ``problems`` and
+    given as an empty line, so that line numbers stay right and the rest is still read."""
+    for line, raw in enumerate(stream, start=1):
+        try:
+            yield raw.decode("utf-8-sig" if line == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(
+                RowProblem(
+                    line, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+                )
+            )
+            yield "\n"
+
+
+def _jsonl(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
+    for line, text in enumerate(lines, start=1):
         if not text.strip():
             continue
         try:
@@ -136,8 +166,8 @@ def _jsonl(stream: TextIO) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
         yield line, record if isinstance(record, dict) else "a row must be a JSON object"
 
 
-def _csv(stream: TextIO) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
-    reader = csv.DictReader(stream)
+def _csv(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
+    reader = csv.DictReader(lines)
     missing = [
         c for c in ("distinct_id", "kind", "timestamp") if c not in (reader.fieldnames or ())
     ]
@@ -151,6 +181,7 @@ def _csv(stream: TextIO) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
 
 
 def detect_format(path: Path, requested: str | None) -> str:
+    """``jsonl`` or ``csv``: as requested, else from the file name's extension."""
     if requested:
         return requested
     suffix = path.suffix.lower()
@@ -161,10 +192,14 @@ def detect_format(path: Path, requested: str | None) -> str:
     raise ValueError(f"cannot tell the format of {path.name}: use --format jsonl or --format csv")
 
 
-def read_rows(stream: TextIO, file_format: str) -> Iterator[ImportRow | RowProblem]:
-    """Each row of the file, checked: a ready :class:`ImportRow` or a :class:`RowProblem`."""
-    source = _csv(stream) if file_format == "csv" else _jsonl(stream)
+def read_rows(stream: Iterable[bytes], file_format: str) -> Iterator[ImportRow | RowProblem]:
+    """Each row of the binary ``stream``, checked: an :class:`ImportRow` or a problem."""
+    undecodable: list[RowProblem] = []
+    lines = decoded_lines(stream, undecodable)
+    source = _csv(lines) if file_format == "csv" else _jsonl(lines)
     for line, record in source:
+        yield from undecodable
+        undecodable.clear()
         if isinstance(record, str):
             yield RowProblem(line, record)
             continue
@@ -172,3 +207,4 @@ def read_rows(stream: TextIO, file_format: str) -> Iterator[ImportRow | RowProbl
             yield _check(record, line)
         except ValueError as exc:
             yield RowProblem(line, str(exc))
+    yield from undecodable

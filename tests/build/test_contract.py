@@ -38,7 +38,13 @@ _SCALARS = {
 
 
 def _options(options: Any) -> dict[str, Any]:
-    return json_format.MessageToDict(options, preserving_proto_field_name=True)
+    found = json_format.MessageToDict(options, preserving_proto_field_name=True)
+    # protobuf 6.31 writes a repeated extension's name without brackets: name them all alike.
+    for extension, _ in options.ListFields():
+        bracketed = f"[{extension.full_name}]"
+        if extension.is_extension and bracketed not in found and extension.name in found:
+            found[bracketed] = found.pop(extension.name)
+    return found
 
 
 def _type_ref(field: FieldDescriptor) -> str:

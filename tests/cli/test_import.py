@@ -12,9 +12,10 @@ import grpc
 import pytest
 
 from pug_grpc.testing import LocalServer, local_server
-from tests.support.cli import run_cli
+from tests.support.cli import run_cli, run_cli_on_terminal
 
 pytestmark = pytest.mark.timeout(120)
+_KIND_RULE = "does not match regex pattern `^[a-zA-Z0-9_.-]+$`"
 
 
 @pytest.fixture
@@ -95,7 +96,7 @@ def test_csv_all_good_exits_zero(server: LocalServer, tmp_path: Path) -> None:
     result = run_cli("import", str(path), "--chunk", "50", env=_env(server))
     assert result.returncode == 0, result.stderr
     assert "120 rows, 120 events stored, 0 rejected" in result.stdout
-    assert "events/s" in result.stdout
+    assert "rows/s" in result.stdout
     assert server.stored_event_count() == 120
     first = next(e for e in server.events if e.distinct_id == "user-7")
     assert first.custom_properties["plan"].string_value == "pro"
@@ -127,22 +128,133 @@ def test_server_drops_make_the_exit_status_non_zero(server: LocalServer, tmp_pat
     result = run_cli("import", str(path), env=_env(server))
     assert result.returncode == 1
     assert "6 events stored" in result.stdout
+    assert result.stdout.splitlines()[1:] == [
+        "  dropped by the server:",
+        "            4  salt_unavailable",
+    ]
     assert "4 dropped by the server" in result.stdout
 
 
-def test_undelivered_rows_are_reported_by_line(server: LocalServer, tmp_path: Path) -> None:
+def test_undelivered_events_are_counted_per_reason_not_listed(
+    server: LocalServer, tmp_path: Path
+) -> None:
     path = tmp_path / "events.jsonl"
     path.write_text(
         "".join(
             json.dumps({"distinct_id": f"u{i}", "kind": "signup", "timestamp": 1714557600}) + "\n"
-            for i in range(3)
+            for i in range(30)
         ),
         encoding="utf-8",
     )
     server.faults.fail_next("BatchCreate", times=10, code=grpc.StatusCode.PERMISSION_DENIED)
     result = run_cli("import", str(path), env=_env(server))
     assert result.returncode == 1
-    undelivered = [line for line in result.stderr.splitlines() if "not delivered" in line]
-    assert [line.split(":")[0] for line in undelivered] == ["line 1", "line 2", "line 3"]
-    assert "PERMISSION_DENIED" in undelivered[0]
-    assert "3 undelivered" in result.stdout
+    assert not [line for line in result.stderr.splitlines() if line.startswith("line ")]
+    summary = result.stdout.splitlines()
+    assert "30 rows, 0 events stored, 0 rejected, 30 undelivered" in summary[0]
+    assert summary[1] == "  undelivered:"
+    count, reason = summary[2].split(maxsplit=1)
+    assert count == "30"
+    assert reason.startswith("PERMISSION_DENIED: ")
+    assert len(summary) == 3
+
+
+def test_excel_csv_with_a_byte_order_mark(server: LocalServer, tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    text = "distinct_id,kind,timestamp,plan\r\nxl-1,signup,2024-05-01T08:00:00Z,pro\r\n"
+    path.write_bytes(text.encode("utf-8-sig"))
+    result = run_cli("import", str(path), env=_env(server))
+    assert result.returncode == 0, result.stderr
+    assert "1 rows, 1 events stored, 0 rejected" in result.stdout
+    (stored,) = [e for e in server.events if e.distinct_id == "xl-1"]
+    assert stored.custom_properties["plan"].string_value == "pro"
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv"])
+def test_invalid_utf8_is_one_rejected_line_and_the_import_goes_on(
+    server: LocalServer, tmp_path: Path, suffix: str
+) -> None:
+    if suffix == "csv":
+        lines = [
+            b"distinct_id,kind,timestamp",
+            *(f"u8-{i},signup,1714557600".encode() for i in range(4)),
+        ]
+    else:
+        lines = [
+            json.dumps(
+                {"distinct_id": f"u8-{i}", "kind": "signup", "timestamp": 1714557600}
+            ).encode()
+            for i in range(5)
+        ]
+    lines[2] = lines[2].replace(b"u8-", b"u\xff8-")
+    path = tmp_path / f"mixed.{suffix}"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    result = run_cli("import", str(path), env=_env(server))
+    assert result.returncode == 1
+    column = lines[2].index(b"\xff") + 1
+    assert result.stderr == f"line 3: rejected: not valid UTF-8 (byte 0xff at column {column})\n"
+    stored = sorted(e.distinct_id for e in server.events if e.distinct_id.startswith("u8-"))
+    assert len(stored) == len(lines) - 1 - (suffix == "csv")
+    assert "1 rejected" in result.stdout
+    assert "not valid UTF-8 (byte 0xff at column" in result.stdout  # its reason in the summary
+
+
+def test_rejections_are_counted_per_reason_and_listed_up_to_a_limit(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    rows = [
+        {"distinct_id": f"r{i}", "kind": "bad kind", "timestamp": 1714557600} for i in range(120)
+    ]
+    rows += [
+        {"distinct_id": f"m{i}", "kind": "signup", "timestamp": 1714557600123} for i in range(5)
+    ]
+    rows.append({"distinct_id": "ok", "kind": "signup", "timestamp": 1714557600})
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = run_cli("import", str(path), env=_env(server))
+    assert result.returncode == 1
+    listed = [line for line in result.stderr.splitlines() if line.startswith("line ")]
+    assert len(listed) == 100
+    assert "further rejected rows are counted in the summary only" in result.stderr
+    summary = result.stdout.splitlines()
+    assert "126 rows, 1 events stored, 125 rejected, 0 undelivered" in summary[0]
+    assert summary[1] == "  rejected:"
+    assert summary[2].split(maxsplit=1)[0] == "120"
+    assert "kind" in summary[2]
+    assert summary[3].split(maxsplit=1)[0] == "5"
+    assert "looks like milliseconds since the epoch" in summary[3]
+    quiet = run_cli("import", str(path), "--quiet", env=_env(server))
+    assert quiet.stderr == ""
+    assert quiet.stdout.splitlines()[1:4] == summary[1:4]
+
+
+def _visible(raw: str) -> list[str]:
+    """What a terminal shows for each line: the text after the last carriage return."""
+    shown = []
+    for segment in raw.split("\n"):
+        last = segment.rstrip("\r").split("\r")[-1].replace("\x1b[K", "")
+        shown.append(last)
+    return shown
+
+
+def test_messages_appear_above_the_progress_bar(server: LocalServer, tmp_path: Path) -> None:
+    rows = [
+        {
+            "distinct_id": f"p{i}",
+            "kind": "bad kind" if i % 50 == 7 else "signup",
+            "timestamp": 1714557600,
+        }
+        for i in range(400)
+    ]
+    path = tmp_path / "bar.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    status, stdout, terminal = run_cli_on_terminal("import", str(path), env=_env(server))
+    assert status == 1
+    assert "400 rows, 392 events stored, 8 rejected" in stdout
+    shown = [line for line in _visible(terminal) if line]
+    messages = [line for line in shown if not line.startswith("importing [")]
+    assert messages == [
+        f"line {i + 1}: rejected: kind: {_KIND_RULE}" for i in range(400) if i % 50 == 7
+    ]
+    assert any(line.startswith("importing [") for line in shown)  # the bar was drawn
+    assert shown[-1].startswith("importing [############################] 100%  400/400")

@@ -5,7 +5,7 @@ import warnings
 
 from pug_grpc.gen.dashboard.customers.v1 import customers_pb2 as dashboard_dot_customers_dot_v1_dot_customers__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.72.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in dashboard/customers/v1/customers_pb2_grpc.py depends on'
+        + f' but the generated code in dashboard/customers/v1/customers_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class CustomersServiceStub:
+class CustomersServiceStub(object):
     """The signed-in user's account.
     """
 
@@ -47,7 +47,7 @@ class CustomersServiceStub:
                 _registered_method=True)
 
 
-class CustomersServiceServicer:
+class CustomersServiceServicer(object):
     """The signed-in user's account.
     """
 
@@ -86,7 +86,7 @@ def add_CustomersServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class CustomersService:
+class CustomersService(object):
     """The signed-in user's account.
     """
 

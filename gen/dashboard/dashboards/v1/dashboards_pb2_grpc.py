@@ -5,7 +5,7 @@ import warnings
 
 from pug_grpc.gen.dashboard.dashboards.v1 import dashboards_pb2 as dashboard_dot_dashboards_dot_v1_dot_dashboards__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.72.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in dashboard/dashboards/v1/dashboards_pb2_grpc.py depends on'
+        + f' but the generated code in dashboard/dashboards/v1/dashboards_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class DashboardsServiceStub:
+class DashboardsServiceStub(object):
     """Creates, edits, lists and renders dashboards.
     """
 
@@ -72,7 +72,7 @@ class DashboardsServiceStub:
                 _registered_method=True)
 
 
-class DashboardsServiceServicer:
+class DashboardsServiceServicer(object):
     """Creates, edits, lists and renders dashboards.
     """
 
@@ -174,7 +174,7 @@ def add_DashboardsServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class DashboardsService:
+class DashboardsService(object):
     """Creates, edits, lists and renders dashboards.
     """
 

@@ -5,7 +5,7 @@ import warnings
 
 from pug_grpc.gen.dashboard.orgemailproviders.v1 import orgemailproviders_pb2 as dashboard_dot_orgemailproviders_dot_v1_dot_orgemailproviders__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.72.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in dashboard/orgemailproviders/v1/orgemailproviders_pb2_grpc.py depends on'
+        + f' but the generated code in dashboard/orgemailproviders/v1/orgemailproviders_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class OrgEmailProvidersServiceStub:
+class OrgEmailProvidersServiceStub(object):
     """An organisation's email provider settings.
     """
 
@@ -57,7 +57,7 @@ class OrgEmailProvidersServiceStub:
                 _registered_method=True)
 
 
-class OrgEmailProvidersServiceServicer:
+class OrgEmailProvidersServiceServicer(object):
     """An organisation's email provider settings.
     """
 
@@ -121,7 +121,7 @@ def add_OrgEmailProvidersServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class OrgEmailProvidersService:
+class OrgEmailProvidersService(object):
     """An organisation's email provider settings.
     """
 

@@ -5,7 +5,7 @@ import warnings
 
 from pug_grpc.gen.dashboard.orgs.v1 import orgs_pb2 as dashboard_dot_orgs_dot_v1_dot_orgs__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.72.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in dashboard/orgs/v1/orgs_pb2_grpc.py depends on'
+        + f' but the generated code in dashboard/orgs/v1/orgs_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class OrgsServiceStub:
+class OrgsServiceStub(object):
     """Organisations, members and invitations, as seen by the signed-in user.
     """
 
@@ -97,7 +97,7 @@ class OrgsServiceStub:
                 _registered_method=True)
 
 
-class OrgsServiceServicer:
+class OrgsServiceServicer(object):
     """Organisations, members and invitations, as seen by the signed-in user.
     """
 
@@ -256,7 +256,7 @@ def add_OrgsServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class OrgsService:
+class OrgsService(object):
     """Organisations, members and invitations, as seen by the signed-in user.
     """
 

@@ -5,7 +5,7 @@ import warnings
 
 from pug_grpc.gen.dashboard.projects.v1 import projects_pb2 as dashboard_dot_projects_dot_v1_dot_projects__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.72.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in dashboard/projects/v1/projects_pb2_grpc.py depends on'
+        + f' but the generated code in dashboard/projects/v1/projects_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class ProjectsServiceStub:
+class ProjectsServiceStub(object):
     """Projects and their API keys.
     """
 
@@ -82,7 +82,7 @@ class ProjectsServiceStub:
                 _registered_method=True)
 
 
-class ProjectsServiceServicer:
+class ProjectsServiceServicer(object):
     """Projects and their API keys.
     """
 
@@ -206,7 +206,7 @@ def add_ProjectsServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class ProjectsService:
+class ProjectsService(object):
     """Projects and their API keys.
     """
 

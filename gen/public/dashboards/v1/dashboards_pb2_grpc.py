@@ -5,7 +5,7 @@ import warnings
 
 from pug_grpc.gen.public.dashboards.v1 import dashboards_pb2 as public_dot_dashboards_dot_v1_dot_dashboards__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.72.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in public/dashboards/v1/dashboards_pb2_grpc.py depends on'
+        + f' but the generated code in public/dashboards/v1/dashboards_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class SharedDashboardsServiceStub:
+class SharedDashboardsServiceStub(object):
     """Reads publicly shared dashboards.
     """
 
@@ -42,7 +42,7 @@ class SharedDashboardsServiceStub:
                 _registered_method=True)
 
 
-class SharedDashboardsServiceServicer:
+class SharedDashboardsServiceServicer(object):
     """Reads publicly shared dashboards.
     """
 
@@ -70,7 +70,7 @@ def add_SharedDashboardsServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class SharedDashboardsService:
+class SharedDashboardsService(object):
     """Reads publicly shared dashboards.
     """
 

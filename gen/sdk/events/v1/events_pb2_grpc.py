@@ -5,7 +5,7 @@ import warnings
 
 from pug_grpc.gen.sdk.events.v1 import events_pb2 as sdk_dot_events_dot_v1_dot_events__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.72.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in sdk/events/v1/events_pb2_grpc.py depends on'
+        + f' but the generated code in sdk/events/v1/events_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class EventsServiceStub:
+class EventsServiceStub(object):
     """Ingests analytics events.
     """
 
@@ -42,7 +42,7 @@ class EventsServiceStub:
                 _registered_method=True)
 
 
-class EventsServiceServicer:
+class EventsServiceServicer(object):
     """Ingests analytics events.
     """
 
@@ -72,7 +72,7 @@ def add_EventsServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class EventsService:
+class EventsService(object):
     """Ingests analytics events.
     """
 

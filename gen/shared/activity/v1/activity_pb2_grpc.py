@@ -6,7 +6,7 @@ import warnings
 from pug_grpc.gen.common.v1 import filter_schema_pb2 as common_dot_v1_dot_filter__schema__pb2
 from pug_grpc.gen.shared.activity.v1 import activity_pb2 as shared_dot_activity_dot_v1_dot_activity__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.72.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -19,14 +19,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in shared/activity/v1/activity_pb2_grpc.py depends on'
+        + f' but the generated code in shared/activity/v1/activity_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class ActivityServiceStub:
+class ActivityServiceStub(object):
     """Reads recorded events and per-person activity.
     """
 
@@ -68,7 +68,7 @@ class ActivityServiceStub:
                 _registered_method=True)
 
 
-class ActivityServiceServicer:
+class ActivityServiceServicer(object):
     """Reads recorded events and per-person activity.
     """
 
@@ -157,7 +157,7 @@ def add_ActivityServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class ActivityService:
+class ActivityService(object):
     """Reads recorded events and per-person activity.
     """
 

@@ -5,7 +5,7 @@ import warnings
 
 from pug_grpc.gen.shared.profiles.v1 import profiles_pb2 as shared_dot_profiles_dot_v1_dot_profiles__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.72.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in shared/profiles/v1/profiles_pb2_grpc.py depends on'
+        + f' but the generated code in shared/profiles/v1/profiles_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class ProfilesServiceStub:
+class ProfilesServiceStub(object):
     """Reads and deletes profiles.
     """
 
@@ -67,7 +67,7 @@ class ProfilesServiceStub:
                 _registered_method=True)
 
 
-class ProfilesServiceServicer:
+class ProfilesServiceServicer(object):
     """Reads and deletes profiles.
     """
 
@@ -158,7 +158,7 @@ def add_ProfilesServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class ProfilesService:
+class ProfilesService(object):
     """Reads and deletes profiles.
     """
 
