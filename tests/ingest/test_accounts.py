@@ -61,7 +61,7 @@ def test_every_item_ends_in_exactly_one_outcome_reported_once(
 
     def claim(up_to: int) -> None:
         nonlocal claims_pending
-        with h.pipeline._lock:  # noqa: SLF001
+        with h.pipeline._lock:
             result = h.ledger.claim(up_to, completed=False)
         for outcome in OUTCOMES:
             if outcome != "dropped":
@@ -74,7 +74,7 @@ def test_every_item_ends_in_exactly_one_outcome_reported_once(
             h.track(arg)
         elif op == "identify":
             for _ in range(arg):
-                with h.pipeline._lock:  # noqa: SLF001
+                with h.pipeline._lock:
                     window = h.ledger.take(1)
                 h.pipeline.take_identify(b"\x0a\x06user-1", window)
         elif op == "step":
@@ -82,7 +82,11 @@ def test_every_item_ends_in_exactly_one_outcome_reported_once(
         elif op in ("ok", "short", "drops", "fail"):
             open_calls = h.sink.open()
             if open_calls:
-                index = arg % len(open_calls) if op != "fail" else (arg // len(FAULTS)) % len(open_calls)
+                index = (
+                    arg % len(open_calls)
+                    if op != "fail"
+                    else (arg // len(FAULTS)) % len(open_calls)
+                )
                 call = open_calls[index]
                 count = call.record.count
                 if op == "ok":
@@ -90,14 +94,16 @@ def test_every_item_ends_in_exactly_one_outcome_reported_once(
                 elif op == "short":
                     call.ok(accepted=count // 2)
                 elif op == "drops":
-                    call.ok(accepted=count - count // 3, dropped=count // 3, salt_unavailable=count // 3)
+                    call.ok(
+                        accepted=count - count // 3, dropped=count // 3, salt_unavailable=count // 3
+                    )
                 else:
                     call.fail(*FAULTS[arg % len(FAULTS)])
         elif op == "advance":
             h.clock.advance(arg / 4)
         elif op == "flush":
             h.pipeline.seal()
-            with h.pipeline._lock:  # noqa: SLF001
+            with h.pipeline._lock:
                 h.ledger.close_window()
         else:
             claim(h.ledger.window)

@@ -120,7 +120,7 @@ def test_close_from_on_error_starts_the_shutdown_and_never_closes_the_channel_un
     pug.track("user-1", "life.denied")
     pug.identify("user-1", {"queued": "behind"})
     deadline = time.monotonic() + 10
-    while pug._engine.phase.value != "closed" and time.monotonic() < deadline:  # noqa: SLF001
+    while pug._engine.phase.value != "closed" and time.monotonic() < deadline:
         time.sleep(0.01)
     assert closed_from_worker == [True]
     stats = pug.stats()

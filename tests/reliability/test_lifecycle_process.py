@@ -54,7 +54,7 @@ def test_track_in_a_signal_handler_never_deadlocks(
     server: LocalServer, leak_guard: LeakGuard
 ) -> None:
     """track() from a signal handler could wait for a lock the interrupted thread held."""
-    done, elapsed = run_python(SIGNAL_HANDLER, server, timeout=60, guard=leak_guard)
+    done, _ = run_python(SIGNAL_HANDLER, server, timeout=60, guard=leak_guard)
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(ln for ln in done.stdout.splitlines() if ln.startswith("DONE"))
     _, fired, main, enqueued, accepted, ok = line.split()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from pug_grpc.gen.sdk.events.v1 import events_pb2
 
 from pug_grpc._ingest.batches import Record
 from pug_grpc._ingest.outcomes import OUTCOMES, Ledger
@@ -21,8 +22,9 @@ from pug_grpc._ingest.settings import BatchSettings
 from pug_grpc._ingest.sink import Reply
 from pug_grpc._ingest.storage import MemoryStorage
 from pug_grpc._retry import RetrySettings
-from pug_grpc.gen.sdk.events.v1 import events_pb2
 from tests.support.clock import FakeClock
+
+DEFAULT_RETRY = RetrySettings()
 
 
 class Status(grpc.RpcError):
@@ -57,7 +59,11 @@ class PendingCall:
     def ok(self, accepted: int | None = None, dropped: int = 0, **reasons: int) -> None:
         count = self.record.count if accepted is None else accepted
         self._answer(
-            Reply(events_pb2.BatchCreateResponse(accepted=count, dropped=dropped, dropped_by_reason=reasons))
+            Reply(
+                events_pb2.BatchCreateResponse(
+                    accepted=count, dropped=dropped, dropped_by_reason=reasons
+                )
+            )
         )
 
     def fail(self, code: grpc.StatusCode, details: str = "") -> None:
@@ -101,12 +107,27 @@ class Harness:
     reports: list[tuple[BaseException, list[Any]]] = field(default_factory=list)
     window: int = 0
 
-    def track(self, count: int = 1, *, props: Mapping[str, Any] | None = None, ids: list[str | None] | None = None) -> None:
+    def track(
+        self,
+        count: int = 1,
+        *,
+        props: Mapping[str, Any] | None = None,
+        ids: list[str | None] | None = None,
+    ) -> None:
         raws = []
         for n in range(count):
             given = ids[n] if ids is not None else None
-            raws.append((given, "test.event", f"user-{n}", "0190a3c2-0000-7000-8000-000000000000", 1_700_000_000_000_000_000 + n, dict(props or {"n": n})))
-        with self.pipeline._lock:  # noqa: SLF001 - the engine takes items under its lock
+            raws.append(
+                (
+                    given,
+                    "test.event",
+                    f"user-{n}",
+                    "0190a3c2-0000-7000-8000-000000000000",
+                    1_700_000_000_000_000_000 + n,
+                    dict(props or {"n": n}),
+                )
+            )
+        with self.pipeline._lock:
             window = self.ledger.take(count)
         self.pipeline.take_events(raws, window)
 
@@ -117,7 +138,9 @@ class Harness:
         return [getattr(e, "reason", type(e).__name__) for e, _ in self.reports]
 
     def outcomes(self) -> dict[str, int]:
-        return {o: getattr(self.ledger.totals, o) for o in OUTCOMES if getattr(self.ledger.totals, o)}
+        return {
+            o: getattr(self.ledger.totals, o) for o in OUTCOMES if getattr(self.ledger.totals, o)
+        }
 
     def check_accounts(self) -> None:
         """Every item taken is resolved, held or in flight: never two, never none."""
@@ -130,7 +153,7 @@ class Harness:
 def harness(
     *,
     batch: BatchSettings | None = None,
-    retry: RetrySettings | None = RetrySettings(),
+    retry: RetrySettings | None = DEFAULT_RETRY,
     jitter: float = 1.0,
     max_bytes: int | None = None,
 ) -> Harness:
