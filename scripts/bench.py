@@ -1,6 +1,6 @@
 """Benchmark pug-grpc against PostHog and Segment, side by side in one run; print the tables.
 
-    python scripts/bench.py                      # every section (about 12 minutes on 2 cores)
+    python scripts/bench.py                      # every section (about 10 minutes on 2 cores)
     python scripts/bench.py --quick              # tiny sizes: checks that it all works
     python scripts/bench.py --pug-setting max_in_flight=8 --pug-setting max_size=500
 
@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -58,7 +59,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--delays", help="delayed sinks, ms per request (0,20,50; --quick: 20)")
     parser.add_argument(
-        "--no-queue-raised", action="store_true", help="loopback: no 1M-queue peers (--quick: none)"
+        "--peers-queue-1m", action="store_true", help="loopback: add the peers with a 1M queue"
+    )
+    parser.add_argument(
+        "--identify-every", type=int, default=0, help="every Nth call is an identify (0: none)"
     )
     parser.add_argument("--netem", action="store_true", help="also delay packets with tc netem")
     parser.add_argument("--netem-delays", default="20,50", help="round trips, ms")
@@ -108,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings, ignored = pug_settings(args.pug_setting)
     sdks = _sdks(args, settings)
     has_pug = any(sdk.is_pug for sdk in sdks)
-    raised = [] if args.no_queue_raised or args.quick else _peers_raised(sdks)
+    raised = _peers_raised(sdks) if args.peers_queue_1m else []
     delays = _floats(args.delays or ("20" if args.quick else "0,20,50"))
     args.out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
@@ -120,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "sdks": [sdk.key for sdk in sdks],
             "sections": sorted(sections),
             "delays_ms": delays,
+            "identify_every": args.identify_every,
             "pug_settings": settings,
             "ignored_settings": ignored,
             "outage": {
@@ -133,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         **{key: [] for key in ROW_SECTIONS},
     }
     with open(args.out / "latest.log", "w") as log:
-        bench = Bench(log)
+        bench = Bench(log, client_options=("--identify-every", str(args.identify_every)))
         plan = Plan(bench, sdks, sizes, report)
         steps: dict[str, Callable[[], None]] = {
             "loopback": lambda: plan.loopback(raised),
@@ -153,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.netem:
             plan.netem(_floats(args.netem_delays), log)
     report["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    report["machine"]["load_avg_at_end"] = list(os.getloadavg())
     report["targets"] = [dataclasses.asdict(t) for t in evaluate(report)]
     text = render(report)
     (args.out / "latest.json").write_text(json.dumps(report, indent=2) + "\n")

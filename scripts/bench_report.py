@@ -232,9 +232,11 @@ def machine_line(m: Row) -> str:
     v = m["versions"]
     packages = ", ".join(f"{name} {version}" for name, version in v.items())
     load = ", ".join(f"{x:.2f}" for x in m["load_avg_at_start"])
+    end = m.get("load_avg_at_end")
+    at_end = f", at the end {', '.join(f'{x:.2f}' for x in end)}" if end else ""
     return (
         f"Machine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, {m['platform']}; "
-        f"{packages}; load average at start {load}."
+        f"{packages}; load average (1, 5, 15 min) at the start {load}{at_end}."
     )
 
 
@@ -248,6 +250,8 @@ def render(report: Row) -> str:
             f"BatchSettings field of this version): {', '.join(cfg['ignored_settings']) or 'none'}."
         )
         out.append("")
+    if cfg.get("identify_every"):
+        out += [f"Every {cfg['identify_every']}th call is an identify (traits: plan, seats).", ""]
     if cfg["quick"]:
         out += ["**Quick run: sizes too small for the figures to mean anything.**", ""]
     if report.get("loopback"):

@@ -90,6 +90,8 @@ class Bench:
     host: str = LOOPBACK
     sink_prefix: tuple[str, ...] = ()
     client_prefix: tuple[str, ...] = ()
+    client_options: tuple[str, ...] = ()
+    """Options every client of a run gets (e.g. ``--identify-every``)."""
     sinks: dict[str, Sink] = field(default_factory=dict)
 
     def sink(self, kind: str) -> Sink:
@@ -124,6 +126,7 @@ class Bench:
                 sdk.mode,
                 *options,
                 *sdk.options,
+                *self.client_options,
                 *extra,
                 timeout=timeout,
                 prefix=self.client_prefix,

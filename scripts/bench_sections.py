@@ -206,7 +206,11 @@ class Plan:
             say(f"netem skipped: {error}")
             return
         bench = Bench(
-            log, host=link.sink_host, sink_prefix=link.sink_prefix, client_prefix=link.client_prefix
+            log,
+            host=link.sink_host,
+            sink_prefix=link.sink_prefix,
+            client_prefix=link.client_prefix,
+            client_options=self.bench.client_options,
         )
         inside = Plan(bench, self.sdks, self.sizes, self.report)
         try:
