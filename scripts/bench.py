@@ -1,6 +1,6 @@
 """Benchmark pug-grpc against PostHog and Segment, side by side in one run; print the tables.
 
-    python scripts/bench.py                      # every section (about 10 minutes on 2 cores)
+    python scripts/bench.py                      # every section (7 to 10 minutes on 2 cores)
     python scripts/bench.py --quick              # tiny sizes: checks that it all works
     python scripts/bench.py --pug-setting max_in_flight=8 --pug-setting max_size=500
 
