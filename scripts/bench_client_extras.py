@@ -95,8 +95,8 @@ def run_profile(args: argparse.Namespace) -> dict[str, Any]:
         "mode": "profile",
         "events": args.events,
         "seconds": elapsed,
-        "sent": s.sent,
-        "overflowed": s.overflowed,
+        "sent": getattr(s, "sent", None),  # Stats fields of this version, when it has them
+        "overflowed": getattr(s, "overflowed", None),
         "caller": _top(caller, args.top),
         "worker": _top(worker, args.top),
     }

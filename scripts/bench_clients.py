@@ -85,7 +85,7 @@ def pug_client(args: argparse.Namespace, port: int) -> Client:
         track=lambda uid, p: pug.track(uid, KIND, p),
         identify=pug.identify,
         finish=finish,
-        queued=lambda: pug.stats().queue_depth,
+        queued=lambda: int(getattr(pug.stats(), "queue_depth", 0)),
         stats=stats,
     )
 
