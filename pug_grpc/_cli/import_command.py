@@ -1,8 +1,10 @@
 """``pug-grpc import FILE``: check each row, send the good ones, count every outcome by reason.
 
 A rejected row is reported with its line number (the first :data:`SHOWN_ROWS` of them; all are
-counted). What the client could not deliver, and what the server dropped, is counted per reason
-from the client's ``on_error`` reports and its ``stats()``, and shown in the summary.
+counted). Every other row ends in exactly one of the client's outcomes (``stats()``, one client
+per import): stored, dropped by the server per reason, or not delivered per cause, the
+dead-letter causes read from the ``on_error`` reports. The exit status is 0 only when every
+row was stored.
 """
 
 from __future__ import annotations
@@ -23,7 +25,15 @@ from pug_grpc._cli.console import Console
 from pug_grpc._cli.importer import ImportRow, detect_format, read_rows
 from pug_grpc._cli.progress import Progress
 from pug_grpc._cli.summary import ImportCounts, reason_key, render_summary
-from pug_grpc._ingest.outcomes import EVENTS_DROPPED, INVALID_EVENT, Stats
+from pug_grpc._ingest.outcomes import (
+    EVENTS_DROPPED,
+    INVALID_EVENT,
+    QUEUE_OVERFLOW,
+    UNACKNOWLEDGED,
+    UNCONFIRMED,
+    UNDELIVERED,
+    Stats,
+)
 
 __all__ = ["SHOWN_ROWS", "error_reason", "run_import"]
 
@@ -42,45 +52,55 @@ def error_reason(error: BaseException) -> str:
     return reason_key(text + (f" (reason={reason})" if reason else ""))
 
 
+_FROM_STATS = frozenset({EVENTS_DROPPED, UNACKNOWLEDGED, QUEUE_OVERFLOW, UNDELIVERED, UNCONFIRMED})
+"""Reasons whose counts come from ``stats()`` (exact), not from the reports (capped items)."""
+
+
 class _Outcomes:
-    """The counts per reason, filled from the client's reports (on its worker thread)."""
+    """The counts per reason: the client's exact outcomes, with its reports saying why."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.rejected: Counter[str] = Counter()
-        self.undelivered: Counter[str] = Counter()
-        self.dropped: Counter[str] = Counter()
-        self.stored = 0
-        self.dead_lettered = 0
+        self.dead: Counter[str] = Counter()
+        self.stats = Stats()
 
     def on_error(self, error: BaseException, items: Sequence[Message]) -> None:
         reason = getattr(error, "reason", "")
-        if reason == EVENTS_DROPPED:
-            return  # counted from stats(), which says why, per reason
-        bucket = self.rejected if reason == INVALID_EVENT else self.undelivered
+        if reason in _FROM_STATS:
+            return
+        bucket = self.rejected if reason == INVALID_EVENT else self.dead
         with self.lock:
             bucket[error_reason(error)] += max(1, len(items))
 
     def take_stats(self, stats: Stats) -> None:
         """Read the client's counters (one client per import: they count this import alone)."""
         with self.lock:
-            self.stored = stats.accepted
-            self.dead_lettered = stats.dead_lettered
-            self.dropped = Counter(stats.dropped_by_reason)
+            self.stats = stats
 
     def counts(self, rows: int, rejected_rows: Counter[str], seconds: float) -> ImportCounts:
         with self.lock:
-            undelivered = Counter(self.undelivered)
-            missing = self.dead_lettered - sum(undelivered.values())
-            if missing > 0:  # dead-lettered without a report we could read
-                undelivered["not delivered"] += missing
+            stats = self.stats
+            undelivered = Counter(self.dead)
+            unexplained = stats.dead_lettered - sum(undelivered.values())
+            if unexplained > 0:  # dead-lettered without a report we could read
+                undelivered["not delivered"] += unexplained
+            for label, count in (
+                ("queue full: the oldest events were dropped", stats.overflowed),
+                ("not sent before the deadline", stats.undelivered),
+                ("sent, no reply before the deadline (the server may have stored them)",
+                 stats.unconfirmed),
+                ("the server answered OK but did not account for them", stats.unacknowledged),
+            ):  # fmt: skip
+                if count:
+                    undelivered[label] += count
             return ImportCounts(
                 rows=rows,
-                stored=self.stored,
+                stored=stats.accepted,
                 seconds=seconds,
                 rejected=rejected_rows + self.rejected,
                 undelivered=undelivered,
-                dropped=Counter(self.dropped),
+                dropped=Counter(stats.dropped_by_reason),
             )
 
 

@@ -285,7 +285,8 @@ def _reads(build: _Builder, commands: Any) -> None:
         "--timezone",
         default="",
         metavar="ZONE",
-        help="IANA time zone for the buckets and their labels, e.g. Europe/Oslo (UTC)",
+        help="IANA time zone of the labels, e.g. Europe/Oslo (UTC); Pug buckets by the "
+        "project's own reporting time zone, whatever this says",
     )
     trends.add_argument("--json", action="store_true", help="print the raw response as JSON")
 

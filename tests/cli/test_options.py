@@ -89,14 +89,19 @@ def test_a_millisecond_timestamp_gets_a_hint(server: LocalServer) -> None:
     )
 
 
-def test_trend_buckets_are_labelled_in_the_requested_time_zone(server: LocalServer) -> None:
+def test_trend_buckets_are_labelled_in_the_requested_time_zone() -> None:
+    zone = "Pacific/Kiritimati"
+    with local_server(reporting_timezone=zone) as server:  # Pug buckets in the project's zone
+        _check_trend_labels(server, zone)
+
+
+def _check_trend_labels(server: LocalServer, zone: str) -> None:
     env = {"PUG_ENDPOINT": server.endpoint, "PUG_API_KEY": server.private_key}
     # UTC+14 all year: its midnight is 10:00 UTC the day before, so a UTC label shows a date
     # one day earlier than the zone's.
     moment = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
     sent = run_cli("track", "tz-1", "tz_probe", "--timestamp", moment.isoformat(), env=env)
     assert sent.returncode == 0, sent.stderr
-    zone = "Pacific/Kiritimati"
     chart = run_cli(
         "insights", "trends", "--kind", "tz_probe", "--days", "3", "--timezone", zone, env=env
     )
