@@ -42,6 +42,10 @@ def one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+CONNECT_WITHIN_S = 3.0
+"""How long a one-shot command keeps retrying a request before it says why it failed."""
+
+
 def client(args: argparse.Namespace, **options: Any) -> Any:
     """A :class:`pug_grpc.Pug` configured by the shared options."""
     from pug_grpc._pug import Pug
@@ -52,8 +56,39 @@ def client(args: argparse.Namespace, **options: Any) -> Any:
         project_id=args.project_id,
         timeout=args.timeout,
         allow_insecure=args.allow_insecure,
+        transport=getattr(args, "transport", None) or "grpc",
         **options,
     )
+
+
+def check_reachable(args: argparse.Namespace, pug: Any) -> None:
+    """Fail within seconds, with the cause, when the endpoint cannot be reached at all.
+
+    Sends one empty ``BatchCreate`` (nothing to store: any answer at all, a refusal included,
+    means the server is there). Used before long commands, which otherwise retry for minutes.
+    """
+    import grpc
+
+    from pug_grpc._diagnosis import diagnose
+    from pug_grpc._errors import error_from_rpc
+
+    if getattr(args, "transport", None) == "connect":
+        return  # its failures come back at once, with their cause
+    channel = pug._connections.channel()  # the CLI is part of the package
+    probe = channel.unary_unary(
+        "/sdk.events.v1.EventsService/BatchCreate",
+        request_serializer=None,
+        response_deserializer=None,
+    )
+    try:
+        probe(b"", timeout=CONNECT_WITHIN_S)
+    except grpc.RpcError as error:
+        if error.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            return  # the server answered
+        found = diagnose(error, endpoint=args.endpoint)
+        if found is not None:
+            raise CliError(found.message) from None
+        raise CliError(f"cannot reach {args.endpoint}: {one_line(error_from_rpc(error))}") from None
 
 
 def _deliver(
@@ -67,8 +102,13 @@ def _deliver(
         with lock:
             reasons[one_line(error)] += max(1, len(items))
 
+    from pug_grpc._retry import RetrySettings
+
     warned = console.warnings
-    with client(args, on_error=on_error) as pug:
+    # A one-shot command fails within seconds with the cause (a refused connection, say),
+    # instead of retrying for the engine's two minutes behind a bare timeout.
+    retry = RetrySettings(initial_backoff=0.2, max_backoff=1.0, max_elapsed=CONNECT_WITHIN_S)
+    with client(args, on_error=on_error, retry=retry) as pug:
         send(pug)
         result = pug.flush(timeout=args.timeout)
     if result.ok and not reasons:

@@ -20,7 +20,7 @@ from typing import BinaryIO, TextIO
 
 from google.protobuf.message import Message
 
-from pug_grpc._cli.commands import CliError, client, one_line
+from pug_grpc._cli.commands import CliError, check_reachable, client, one_line
 from pug_grpc._cli.console import Console
 from pug_grpc._cli.importer import ImportRow, detect_format, read_rows
 from pug_grpc._cli.progress import Progress
@@ -128,6 +128,7 @@ def run_import(args: argparse.Namespace, out: TextIO, console: Console) -> int:
     with ExitStack() as stack:
         stream, total = _open(args, stack)
         pug = stack.enter_context(client(args, on_error=outcomes.on_error))
+        check_reachable(args, pug)
         enabled = False if args.no_progress else None
         bar = stack.enter_context(Progress(total, "importing", console=console, enabled=enabled))
 

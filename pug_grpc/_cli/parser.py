@@ -72,6 +72,12 @@ def _shared_options() -> argparse.ArgumentParser:
         help="per-call deadline, and the longest wait for delivery (default 10)",
     )
     group.add_argument(
+        "--transport",
+        choices=("grpc", "connect"),
+        help="grpc (HTTP/2, the default) or connect (the Connect protocol, also over HTTP/1.1:"
+        " reaches Pug's own port; needs pip install 'pug-grpc[connect]')",
+    )
+    group.add_argument(
         "--allow-insecure",
         action="store_true",
         help="allow a plaintext http:// endpoint on a host that is not this machine",

@@ -20,6 +20,7 @@ _OPTIONS = {
 }
 _KEYWORD_RE = re.compile(r"\b(" + "|".join(_OPTIONS) + r")=\.\.\.")
 _INSECURE_RE = re.compile(r"\ballow_insecure=True\b")
+_CONNECT_RE = re.compile(r'\btransport="connect"')
 # Keyword arguments that only the library has: say so instead of naming a Python call.
 _LIBRARY_ONLY_RE = re.compile(
     r"\s*\((?:or )?pass (?:channel|refresh_token)=\.\.\.\)|,? or channel=\.\.\."
@@ -30,6 +31,7 @@ def cli_terms(text: str) -> str:
     """``text`` with the library's keyword arguments replaced by the matching options."""
     text = _KEYWORD_RE.sub(lambda match: _OPTIONS[match.group(1)], text)
     text = _INSECURE_RE.sub("--allow-insecure", text)
+    text = _CONNECT_RE.sub("--transport connect", text)
     return _LIBRARY_ONLY_RE.sub("", text)
 
 

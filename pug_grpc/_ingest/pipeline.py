@@ -89,6 +89,8 @@ class Attempt:
     """Cancelled by us (before a fork): resend without counting an attempt."""
     probe: bool = False
     """Started while probing an outage."""
+    last_error: BaseException | None = None
+    """Why its last attempt failed (what a spent budget reports)."""
     order: int = field(default=0)
 
     def __lt__(self, other: Attempt) -> bool:  # heap order: ready time, then age
@@ -267,10 +269,11 @@ class Pipeline:
         first = attempt.first_attempt
         if retry is None or first is None or retry.allows(attempt.attempts, now, first):
             return False
-        error = PugDeliveryError(
-            f"retry budget of {retry.max_elapsed:g}s spent while the server was unavailable",
-            reason="RETRIES_EXHAUSTED",
-            code=grpc.StatusCode.UNAVAILABLE,
+        error = attempt.last_error or PugDeliveryError(
+            f"retry budget of {retry.max_elapsed:g}s spent", reason="RETRIES_EXHAUSTED"
+        )
+        _log.info(
+            "retry budget of %gs spent for %d item(s)", retry.max_elapsed, attempt.record.count
         )
         self._dead_letter(attempt, error, in_flight=False)
         return True
@@ -386,6 +389,7 @@ class Pipeline:
 
     def _transient(self, attempt: Attempt, error: BaseException, code: Any) -> None:
         now = self._clock()
+        attempt.last_error = error
         retry = self._retry
         first = attempt.first_attempt if attempt.first_attempt is not None else now
         wait = retry.wait(attempt.attempts, error, uniform=self._uniform) if retry else 0.0
@@ -440,6 +444,7 @@ class Pipeline:
                 first_attempt=attempt.first_attempt,
                 ready_at=ready_at,
                 order=attempt.order,
+                last_error=attempt.last_error,
             )
             self._park(child)
 
