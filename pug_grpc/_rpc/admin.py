@@ -14,7 +14,7 @@ from pug_grpc._errors import PugError
 from pug_grpc._names import ENV_ENDPOINT
 from pug_grpc._retry import RetrySettings
 from pug_grpc._rpc.activity import Activity
-from pug_grpc._rpc.admin_calls import AdminCalls
+from pug_grpc._rpc.admin_calls import AdminCalls, check_options, connect_pair, tls_credentials
 from pug_grpc._rpc.dashboards import Dashboards, SharedDashboards
 from pug_grpc._rpc.insights import Insights
 from pug_grpc._rpc.orgs import Customers, EmailProviders, Orgs
@@ -64,10 +64,7 @@ class PugAdmin(AdminCalls[Session]):
         on_tokens: Callable[[str, str], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if retry is not None and not isinstance(retry, RetrySettings):
-            raise TypeError(f"retry takes pug_grpc.RetrySettings or None, not {type(retry)}")
-        if transport not in ("grpc", "connect"):
-            raise ValueError(f'transport must be "grpc" or "connect", not {transport!r}')
+        check_options(retry, transport)
         target = endpoint or os.environ.get(ENV_ENDPOINT, "")
         session = Session(
             self._trade_refresh_token,
@@ -84,20 +81,17 @@ class PugAdmin(AdminCalls[Session]):
         public: Transport
         authed: Transport
         if transport == "connect":
-            if channel is not None or credentials is not None or channel_options:
-                raise ValueError(
-                    'channel, credentials and channel_options are for transport="grpc"; '
-                    'with transport="connect" pass root_certificates= for a private root'
-                )
-            from pug_grpc._rpc.connect import ConnectTransport
-
-            public_connect = ConnectTransport(
-                target, allow_insecure=allow_insecure, root_certificates=root_certificates
+            public, authed = connect_pair(
+                target,
+                bearer,
+                grpc_options=channel is not None
+                or credentials is not None
+                or bool(channel_options),
+                allow_insecure=allow_insecure,
+                root_certificates=root_certificates,
             )
-            public, authed = public_connect, public_connect.with_credentials(bearer)
         else:
-            if credentials is None and root_certificates is not None:
-                credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            credentials = tls_credentials(credentials, root_certificates)
             tls: bool | None = None
             if channel is None:
                 channel = open_channel(

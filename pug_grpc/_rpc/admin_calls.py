@@ -15,7 +15,9 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, Unpack
 
-from pug_grpc._credentials import mask
+import grpc
+
+from pug_grpc._credentials import CredentialHeaders, mask
 from pug_grpc._errors import PugError
 from pug_grpc._names import ENV_PROJECT_ID
 from pug_grpc._retry import RetrySettings
@@ -27,7 +29,7 @@ from pug_grpc.gen.public.auth.v1 import auth_pb2 as auth_pb
 if TYPE_CHECKING:
     from pug_grpc._rpc.aio_transport import AsyncTransport
 
-__all__ = ["AdminCalls", "Scope"]
+__all__ = ["AdminCalls", "Scope", "check_options", "connect_pair", "tls_credentials"]
 
 _log = logging.getLogger("pug_grpc.admin")
 
@@ -73,6 +75,49 @@ _REFRESH_SESSION = method(
 )
 _SIGN_OUT = method(_AUTH, "SignOut", auth_pb.SignOutRequest, auth_pb.SignOutResponse)
 _DEMO_SIGN_IN = method(_AUTH, "DemoSignIn", auth_pb.DemoSignInRequest, auth_pb.DemoSignInResponse)
+
+
+def check_options(retry: object, transport: object) -> None:
+    """Refuse an admin client's ``retry`` or ``transport`` that no call could use."""
+    if retry is not None and not isinstance(retry, RetrySettings):
+        raise TypeError(f"retry takes pug_grpc.RetrySettings or None, not {type(retry)}")
+    if transport not in ("grpc", "connect"):
+        raise ValueError(f'transport must be "grpc" or "connect", not {transport!r}')
+
+
+def connect_pair(
+    target: str,
+    bearer: CredentialHeaders,
+    *,
+    grpc_options: bool,
+    allow_insecure: bool,
+    root_certificates: bytes | None,
+) -> tuple[Transport, Transport]:
+    """The public and the signed-in Connect transports of an admin client, on one pool.
+
+    ``grpc_options`` says that ``channel``, ``credentials`` or ``channel_options`` were given,
+    which only ``transport="grpc"`` takes.
+    """
+    if grpc_options:
+        raise ValueError(
+            'channel, credentials and channel_options are for transport="grpc"; '
+            'with transport="connect" pass root_certificates= for a private root'
+        )
+    from pug_grpc._rpc.connect import ConnectTransport
+
+    public = ConnectTransport(
+        target, allow_insecure=allow_insecure, root_certificates=root_certificates
+    )
+    return public, public.with_credentials(bearer)
+
+
+def tls_credentials(
+    credentials: grpc.ChannelCredentials | None, root_certificates: bytes | None
+) -> grpc.ChannelCredentials | None:
+    """The channel credentials to use: the caller's, or TLS trusting ``root_certificates``."""
+    if credentials is None and root_certificates is not None:
+        return grpc.ssl_channel_credentials(root_certificates=root_certificates)
+    return credentials
 
 
 def _pair(reply: auth_pb.RefreshSessionResponse) -> tuple[str, str]:

@@ -27,6 +27,7 @@ __all__ = [
     "AioTransport",
     "AsyncResponseStream",
     "AsyncTransport",
+    "LoopChannel",
     "ThreadedTransport",
     "running_loop",
 ]
@@ -49,8 +50,14 @@ def running_loop(what: str) -> asyncio.AbstractEventLoop:
         ) from None
 
 
-class AsyncResponseStream(AsyncIterator[_Out_co], Protocol):
+class AsyncResponseStream(Protocol[_Out_co]):
     """The replies of a server-streaming call, in order; ``cancel()`` stops it early."""
+
+    def __aiter__(self) -> AsyncIterator[_Out_co]:
+        """The stream itself."""
+
+    async def __anext__(self) -> _Out_co:
+        """The next reply; ``StopAsyncIteration`` at the end."""
 
     def cancel(self) -> None:
         """Stop the call; later iteration ends or fails at once."""
@@ -123,35 +130,16 @@ class _IdleDeadlineStream(AsyncIterator[_Resp]):
         self._call.cancel()
 
 
-class AioTransport:
-    """Native gRPC over one ``grpc.aio`` channel, opened on the first call in the running loop.
+class LoopChannel:
+    """A ``grpc.aio`` channel opened on first use inside the running loop, and only used there.
 
     ``channel`` is either a channel the caller made (used as is, never closed here) or a
-    function that opens one (called once, inside the loop; the channel is closed by
-    :meth:`close`). ``credentials`` are merged into every call's metadata, as the Connect
-    transport does, so a caller's own channel needs no interceptor.
+    function that opens one (called once, inside the loop; :meth:`close` closes it).
     """
 
-    __slots__ = (
-        "_callables",
-        "_channel",
-        "_compression",
-        "_credentials",
-        "_endpoint",
-        "_loop",
-        "_opener",
-        "_tls",
-    )
+    __slots__ = ("_channel", "_loop", "_opener")
 
-    def __init__(
-        self,
-        channel: grpc.aio.Channel | ChannelOpener,
-        *,
-        credentials: CredentialHeaders | None = None,
-        endpoint: str | None = None,
-        tls: bool | None = None,
-        compression: grpc.Compression | None = None,
-    ) -> None:
+    def __init__(self, channel: grpc.aio.Channel | ChannelOpener) -> None:
         self._opener: ChannelOpener | None = None
         self._channel: grpc.aio.Channel | None = None
         if isinstance(channel, grpc.aio.Channel):
@@ -159,24 +147,9 @@ class AioTransport:
         else:
             self._opener = channel
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._credentials = credentials
-        self._endpoint = endpoint
-        self._tls = tls
-        self._compression = compression
-        self._callables: dict[str, Any] = {}
 
-    @property
-    def endpoint(self) -> str | None:
-        """The endpoint as the user gave it, when known."""
-        return self._endpoint
-
-    @property
-    def tls(self) -> bool | None:
-        """Whether the channel uses TLS, when known."""
-        return self._tls
-
-    def channel(self) -> grpc.aio.Channel:
-        """The channel, opened now when this transport opens its own (inside the running loop)."""
+    def get(self) -> grpc.aio.Channel:
+        """The channel, opened now when it is ours and not open yet."""
         loop = running_loop("a call of the asyncio client")
         if self._opener is None:
             assert self._channel is not None
@@ -192,8 +165,67 @@ class AioTransport:
             )
         return self._channel
 
+    async def close(self) -> None:
+        """Close the channel when it is ours (a caller's channel stays open)."""
+        channel = self._channel
+        if self._opener is not None and channel is not None:
+            self._channel = None
+            await channel.close()
+
+
+class AioTransport:
+    """Native gRPC over one ``grpc.aio`` channel (a :class:`LoopChannel`).
+
+    ``credentials`` are merged into every call's metadata, as the Connect transport does, so a
+    caller's own channel needs no interceptor; :meth:`with_credentials` makes a sibling on the
+    same channel (the public and the signed-in calls of an admin client).
+    """
+
+    __slots__ = ("_callables", "_channel", "_compression", "_credentials", "_endpoint", "_tls")
+
+    def __init__(
+        self,
+        channel: LoopChannel,
+        *,
+        credentials: CredentialHeaders | None = None,
+        endpoint: str | None = None,
+        tls: bool | None = None,
+        compression: grpc.Compression | None = None,
+    ) -> None:
+        self._channel = channel
+        self._credentials = credentials
+        self._endpoint = endpoint
+        self._tls = tls
+        self._compression = compression
+        self._callables: dict[str, Any] = {}
+
+    @property
+    def loop_channel(self) -> LoopChannel:
+        """The channel calls go through."""
+        return self._channel
+
+    def with_credentials(self, credentials: CredentialHeaders | None) -> AioTransport:
+        """A transport on the same channel with other credentials."""
+        return AioTransport(
+            self._channel,
+            credentials=credentials,
+            endpoint=self._endpoint,
+            tls=self._tls,
+            compression=self._compression,
+        )
+
+    @property
+    def endpoint(self) -> str | None:
+        """The endpoint as the user gave it, when known."""
+        return self._endpoint
+
+    @property
+    def tls(self) -> bool | None:
+        """Whether the channel uses TLS, when known."""
+        return self._tls
+
     def _callable(self, method: Method[Any, Any]) -> Any:
-        channel = self.channel()
+        channel = self._channel.get()
         found = self._callables.get(method.path)
         if found is None:
             make = channel.unary_stream if method.server_streaming else channel.unary_unary
@@ -241,13 +273,9 @@ class AioTransport:
         return _IdleDeadlineStream(call, timeout)
 
     async def close(self) -> None:
-        """Close the channel when this transport opened it (a caller's channel stays open)."""
-        channel, opened = self._channel, self._opener is not None
+        """Close the channel when it is ours (a caller's channel stays open)."""
         self._callables.clear()
-        if opened:
-            self._channel = None
-        if channel is not None and opened:
-            await channel.close()
+        await self._channel.close()
 
 
 class _ThreadedStream(AsyncIterator[_Resp]):
