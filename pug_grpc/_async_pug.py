@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any, Final, Literal
 
 import grpc
@@ -30,7 +29,13 @@ from pug_grpc._pug import Pug
 from pug_grpc._retry import RetrySettings
 from pug_grpc._rpc.admin_calls import tls_credentials
 from pug_grpc._rpc.aio import AsyncActivity, AsyncInsights, AsyncProfiles, delegated
-from pug_grpc._rpc.aio_transport import AioTransport, AsyncTransport, LoopChannel, ThreadedTransport
+from pug_grpc._rpc.aio_transport import (
+    AioTransport,
+    AsyncClosing,
+    AsyncTransport,
+    LoopChannel,
+    ThreadedTransport,
+)
 from pug_grpc._rpc.reads import Reads
 from pug_grpc._transport import open_aio_channel, parse_endpoint
 
@@ -49,7 +54,7 @@ def _env(value: str | None, name: str) -> str | None:
     return value if value is not None else (os.environ.get(name) or None)
 
 
-class AsyncPug:
+class AsyncPug(AsyncClosing):
     """:class:`~pug_grpc.Pug` for asyncio: the same constructor, ingestion and reads.
 
     ``track()``, ``identify()`` and ``alias()`` return at once and never raise, as ``Pug``'s
@@ -199,17 +204,6 @@ class AsyncPug:
             await asyncio.to_thread(self._core.close, timeout)
         finally:
             await self._reads_transport.close()
-
-    async def __aenter__(self) -> AsyncPug:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from types import TracebackType
 from typing import Any, Literal
 
 import grpc
@@ -37,6 +36,7 @@ from pug_grpc._rpc.aio import (
 from pug_grpc._rpc.aio_session import AsyncSession
 from pug_grpc._rpc.aio_transport import (
     AioTransport,
+    AsyncClosing,
     AsyncTransport,
     LoopChannel,
     ThreadedTransport,
@@ -79,7 +79,7 @@ class _Bearer(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientIn
         return await continuation(await self._details(details), request)
 
 
-class AsyncPugAdmin:
+class AsyncPugAdmin(AsyncClosing):
     """:class:`~pug_grpc.PugAdmin` for asyncio: the same constructor, namespaces and arguments.
 
     Every call is a coroutine (``await admin.orgs.list()``); the session refreshes as
@@ -186,17 +186,6 @@ class AsyncPugAdmin:
             await transport.close()
         if self._stub_channel is not None:
             await self._stub_channel.close()
-
-    async def __aenter__(self) -> AsyncPugAdmin:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     @property
     def session(self) -> AsyncSession:

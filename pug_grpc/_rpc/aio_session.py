@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from pug_grpc._errors import PugError
-from pug_grpc._rpc.session import TokenPair, Tokens
+from pug_grpc._rpc.session import TokenPair, TokenSession
 
 __all__ = ["AsyncRefresher", "AsyncSession"]
 
@@ -24,54 +24,11 @@ AsyncRefresher = Callable[[str], Awaitable[TokenPair]]
 """Trades a refresh token for a new (access, refresh) pair; raises :class:`PugError`."""
 
 
-class AsyncSession:
+class AsyncSession(TokenSession[AsyncRefresher]):
     """The token pair of an :class:`~pug_grpc.AsyncPugAdmin`, refreshed by one task at a time."""
 
-    def __init__(
-        self,
-        refresher: AsyncRefresher,
-        *,
-        access_token: str | None = None,
-        refresh_token: str | None = None,
-        clock: Callable[[], float],
-        refresh_margin: float = 60.0,
-        on_tokens: Callable[[str, str], None] | None = None,
-    ) -> None:
-        self._refresher = refresher
-        self._tokens = Tokens(
-            access_token,
-            refresh_token,
-            clock=clock,
-            refresh_margin=refresh_margin,
-            on_tokens=on_tokens,
-        )
-        self._refreshing: asyncio.Task[None] | None = None
-
-    def __repr__(self) -> str:
-        return f"AsyncSession({self._tokens!r})"
-
-    @property
-    def access_token(self) -> str | None:
-        """The current access token, if any."""
-        return self._tokens.access
-
-    @property
-    def refresh_token(self) -> str | None:
-        """The current refresh token, if any."""
-        return self._tokens.refresh
-
-    @property
-    def expires_at(self) -> float | None:
-        """Epoch seconds from the access token's ``exp`` claim, when it has one."""
-        return self._tokens.expires_at
-
-    def set_tokens(self, access_token: str, refresh_token: str | None) -> None:
-        """Adopt a new pair (sign-in or refresh); an empty refresh token keeps the old one."""
-        self._tokens.set(access_token, refresh_token)
-
-    def clear(self) -> None:
-        """Forget both tokens (after sign-out)."""
-        self._tokens.clear()
+    _refreshing: asyncio.Task[None] | None = None
+    """The refresh under way, which every task that needs one awaits."""
 
     async def _trade(self, why: str) -> None:
         tokens = self._tokens

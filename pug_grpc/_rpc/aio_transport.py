@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol, TypeVar
+from types import TracebackType
+from typing import Any, Protocol, Self, TypeVar
 
 import grpc
 import grpc.aio
@@ -25,6 +26,7 @@ from pug_grpc._rpc.transport import Metadata, Method, ResponseStream, StatusErro
 
 __all__ = [
     "AioTransport",
+    "AsyncClosing",
     "AsyncResponseStream",
     "AsyncTransport",
     "LoopChannel",
@@ -37,6 +39,25 @@ _Resp = TypeVar("_Resp", bound=Message)
 _Out_co = TypeVar("_Out_co", covariant=True)
 
 ChannelOpener = Callable[[], grpc.aio.Channel]
+
+
+class AsyncClosing:
+    """``async with`` for a client with ``aclose()``: the block's end closes it."""
+
+    async def aclose(self) -> None:
+        """Close the client."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
 
 def running_loop(what: str) -> asyncio.AbstractEventLoop:

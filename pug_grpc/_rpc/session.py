@@ -10,22 +10,27 @@ refresh token.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import math
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import ClassVar, Generic, TypeVar
 
 from pug_grpc._credentials import mask
 from pug_grpc._errors import PugAuthenticationError, PugError
 
-__all__ = ["Refresher", "Session", "TokenPair", "Tokens", "jwt_expiry"]
+__all__ = ["Refresher", "Session", "TokenPair", "TokenSession", "Tokens", "jwt_expiry"]
 
 _log = logging.getLogger("pug_grpc.admin")
 
 TokenPair = tuple[str, str]
 Refresher = Callable[[str], TokenPair]
 """Trades a refresh token for a new (access, refresh) pair; raises :class:`PugError`."""
+
+_F = TypeVar("_F")
 
 
 def jwt_expiry(token: str | None) -> float | None:
@@ -139,12 +144,18 @@ class Tokens:
         return None
 
 
-class Session:
-    """Thread-safe holder of the token pair; see the module docstring for the refresh rules."""
+class TokenSession(Generic[_F]):
+    """What both sessions show of their :class:`Tokens`: the pair, its expiry, set and clear.
+
+    ``refresher`` trades a refresh token for a new pair. ``_new_lock`` makes what guards every
+    read and change: a real lock for threads; nothing on asyncio, where one task runs at a time.
+    """
+
+    _new_lock: ClassVar[Callable[[], AbstractContextManager[object]]] = contextlib.nullcontext
 
     def __init__(
         self,
-        refresher: Refresher,
+        refresher: _F,
         *,
         access_token: str | None = None,
         refresh_token: str | None = None,
@@ -153,7 +164,7 @@ class Session:
         on_tokens: Callable[[str, str], None] | None = None,
     ) -> None:
         self._refresher = refresher
-        self._lock = threading.RLock()
+        self._lock = type(self)._new_lock()
         self._tokens = Tokens(
             access_token,
             refresh_token,
@@ -163,7 +174,7 @@ class Session:
         )
 
     def __repr__(self) -> str:
-        return f"Session({self._tokens!r})"
+        return f"{type(self).__name__}({self._tokens!r})"
 
     @property
     def access_token(self) -> str | None:
@@ -192,6 +203,12 @@ class Session:
         """Forget both tokens (after sign-out)."""
         with self._lock:
             self._tokens.clear()
+
+
+class Session(TokenSession[Refresher]):
+    """Thread-safe holder of the token pair; see the module docstring for the refresh rules."""
+
+    _new_lock = threading.RLock
 
     def _do_refresh(self, why: str) -> None:
         tokens = self._tokens

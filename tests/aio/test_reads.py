@@ -13,22 +13,17 @@ import pytest
 from pug_grpc import (
     AsyncPageStream,
     AsyncPug,
-    PugAuthenticationError,
-    PugConflictError,
     PugDeadlineExceededError,
     PugError,
-    PugFailedPreconditionError,
     PugInvalidArgumentError,
-    PugNotFoundError,
-    PugPermissionError,
     PugPublicKeyError,
-    PugRateLimitedError,
     PugUnavailableError,
 )
 from pug_grpc._retry import RetrySettings
 from pug_grpc._rpc.transport import StatusError
 from tests.aio.clients import apug
 from tests.rpc.clients import transport_of
+from tests.rpc.test_errors import CASES
 from tests.support.read_servers import Running, rich_status, sample_events, sample_profiles
 
 TRANSPORTS = ("grpc", "connect")
@@ -152,20 +147,7 @@ async def test_a_stream_deadline_bounds_each_page(server: Running) -> None:
             _ = [p async for p in client.profiles.list(timeout=0.05)]
 
 
-CASES = [
-    (grpc.StatusCode.UNAUTHENTICATED, PugAuthenticationError),
-    (grpc.StatusCode.PERMISSION_DENIED, PugPermissionError),
-    (grpc.StatusCode.NOT_FOUND, PugNotFoundError),
-    (grpc.StatusCode.INVALID_ARGUMENT, PugInvalidArgumentError),
-    (grpc.StatusCode.OUT_OF_RANGE, PugInvalidArgumentError),
-    (grpc.StatusCode.ALREADY_EXISTS, PugConflictError),
-    (grpc.StatusCode.ABORTED, PugConflictError),
-    (grpc.StatusCode.FAILED_PRECONDITION, PugFailedPreconditionError),
-    (grpc.StatusCode.RESOURCE_EXHAUSTED, PugRateLimitedError),
-    (grpc.StatusCode.UNAVAILABLE, PugUnavailableError),
-    (grpc.StatusCode.DEADLINE_EXCEEDED, PugDeadlineExceededError),
-    (grpc.StatusCode.INTERNAL, PugError),
-]
+# The status codes and the classes they decode to: the synchronous tests' table, shared.
 
 
 @pytest.mark.parametrize(("code", "cls"), CASES, ids=[c.name for c, _ in CASES])
