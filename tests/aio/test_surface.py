@@ -130,3 +130,14 @@ def test_every_public_member_is_documented_and_exported(cls: type) -> None:
                 for arg in (hint, *typing.get_args(hint)):
                     if isinstance(arg, type) and arg.__module__.startswith("pug_grpc._"):
                         assert arg.__name__ in pug_grpc.__all__, f"{cls.__name__}.{name}: {arg}"
+
+
+def test_the_shared_admin_flows_are_documented_and_use_exported_types() -> None:
+    # PugAdmin and AsyncPugAdmin both show these methods: the sync one inherits them.
+    for name, member in public_functions(AdminCalls).items():
+        assert (member.__doc__ or "").strip(), name
+        target = member.fget if isinstance(member, property) else member
+        for hint in typing.get_type_hints(target).values():
+            for arg in (hint, *typing.get_args(hint)):
+                if isinstance(arg, type) and arg.__module__.startswith("pug_grpc._"):
+                    assert arg.__name__ in pug_grpc.__all__, f"AdminCalls.{name}: {arg}"
