@@ -5,6 +5,7 @@ Over gRPC and Connect alike (Connect runs its blocking runtime in worker threads
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import grpc
@@ -27,6 +28,8 @@ from tests.rpc.test_errors import CASES
 from tests.support.read_servers import Running, rich_status, sample_events, sample_profiles
 
 TRANSPORTS = ("grpc", "connect")
+# A grpc.aio channel belongs to one loop; the threaded Connect transport has none.
+GRPC_ONLY = ("test_a_client_serves_the_event_loop_that_opened_its_channel",)
 
 GET = "/shared.profiles.v1.ProfilesService/Get"
 LIST = "/shared.profiles.v1.ProfilesService/List"
@@ -205,3 +208,19 @@ async def test_an_unreachable_endpoint_names_its_cause() -> None:
         with pytest.raises(PugUnavailableError) as caught:
             await client.profiles.get("p1", timeout=5.0)
     assert caught.value.reason == "CONNECTION_REFUSED"
+
+
+def test_a_client_serves_the_event_loop_that_opened_its_channel(server: Running) -> None:
+    client = apug(server)
+
+    async def first() -> None:
+        await client.profiles.get("p1")
+
+    async def second() -> None:
+        with pytest.raises(PugError) as caught:
+            await client.profiles.get("p1")
+        assert caught.value.reason == "OTHER_EVENT_LOOP"
+
+    asyncio.run(first())
+    asyncio.run(second())
+    assert len(server.state.calls(GET)) == 1
