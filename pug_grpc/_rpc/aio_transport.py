@@ -138,6 +138,7 @@ class _IdleDeadlineStream(AsyncIterator[_Resp]):
                 reply = await self._call.read()
         except TimeoutError:
             self._call.cancel()
+            await self._call.code()  # the call's own status, CANCELLED at once: nothing left
             raise StatusError(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 f"no message of the stream within {self._timeout:g} s",
