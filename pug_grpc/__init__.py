@@ -10,6 +10,7 @@ from pug_grpc._ingest.fork_support import enable_grpc_fork_support
 enable_grpc_fork_support()
 
 # ruff: noqa: E402 - every import below comes after the fork-support default
+from pug_grpc._async_pug import AsyncPug
 from pug_grpc._diagnosis import Cause as ConnectionCause
 from pug_grpc._errors import (
     PugAuthenticationError,
@@ -34,6 +35,20 @@ from pug_grpc._pug import Pug
 from pug_grpc._retry import RetrySettings
 from pug_grpc._rpc.activity import Activity
 from pug_grpc._rpc.admin import PugAdmin
+from pug_grpc._rpc.aio import (
+    AsyncActivity,
+    AsyncCustomers,
+    AsyncDashboards,
+    AsyncEmailProviders,
+    AsyncInsights,
+    AsyncOrgs,
+    AsyncPageStream,
+    AsyncProfiles,
+    AsyncProjects,
+    AsyncSharedDashboards,
+)
+from pug_grpc._rpc.aio_admin import AsyncPugAdmin
+from pug_grpc._rpc.aio_session import AsyncSession
 from pug_grpc._rpc.call import USE_CLIENT_DEFAULT, CallOptions, PageStream, UseClientDefault
 from pug_grpc._rpc.convert import TimeRangeLike, struct_to_dict
 from pug_grpc._rpc.dashboards import Dashboards, SharedDashboards
@@ -86,6 +101,20 @@ __all__ = [  # noqa: RUF022 - grouped by feature, sorted within each group
     "TimeRangeLike",
     "UseClientDefault",
     "struct_to_dict",
+    # asyncio
+    "AsyncActivity",
+    "AsyncCustomers",
+    "AsyncDashboards",
+    "AsyncEmailProviders",
+    "AsyncInsights",
+    "AsyncOrgs",
+    "AsyncPageStream",
+    "AsyncProfiles",
+    "AsyncProjects",
+    "AsyncPug",
+    "AsyncPugAdmin",
+    "AsyncSession",
+    "AsyncSharedDashboards",
     # package
     "__version__",
 ]

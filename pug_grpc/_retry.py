@@ -2,8 +2,9 @@
 
 Ingestion, reads and administration take the same :class:`RetrySettings`; ``None`` turns
 retrying off. ``tenacity`` is the engine behind it and stays private: blocking calls (reads,
-administration) run under :func:`retrying`, and the ingestion worker, which never blocks on
-one request, asks :meth:`RetrySettings.wait` for each backoff. gRPC's own retries are switched
+administration) run under :func:`retrying`, coroutines (the asyncio clients) under
+:func:`async_retrying`, and the ingestion worker, which never blocks on one request, asks
+:meth:`RetrySettings.wait` for each backoff. gRPC's own retries are switched
 off on our channels, so every attempt is visible here.
 """
 
@@ -11,9 +12,9 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import grpc
 import tenacity
@@ -23,6 +24,7 @@ __all__ = [
     "TRANSIENT_CODES",
     "TRANSIENT_UNAUTHENTICATED",
     "RetrySettings",
+    "async_retrying",
     "is_transient",
     "pushback_seconds",
     "retrying",
@@ -182,20 +184,15 @@ def is_transient(error: BaseException | None) -> bool:
     return transient and pushback_seconds(error) != DO_NOT_RETRY
 
 
-def retrying(
+def _policy(
     settings: RetrySettings,
     *,
     clock: Callable[[], float],
-    sleep: Callable[[float], None],
-    uniform: Callable[[float, float], float] = random.uniform,
-    on_retry: Callable[[BaseException, float], None] | None = None,
-    should_abort: Callable[[], bool] = lambda: False,
-) -> tenacity.Retrying:
-    """A ``tenacity.Retrying`` applying ``settings`` to one blocking call; re-raises the last error.
-
-    A jittered wait that would pass the ``max_elapsed`` budget is shortened to fit; a pushback
-    that would pass it ends retrying. ``should_abort()`` turning true (shutdown) ends it too.
-    """
+    uniform: Callable[[float, float], float],
+    on_retry: Callable[[BaseException, float], None] | None,
+    should_abort: Callable[[], bool],
+) -> dict[str, Any]:
+    """The stop, wait and hook arguments that both tenacity policies take, built once."""
     started: list[float] = []
 
     def wait(state: tenacity.RetryCallState) -> float:
@@ -226,12 +223,45 @@ def retrying(
             if error is not None:
                 on_retry(error, state.upcoming_sleep)
 
-    return tenacity.Retrying(
-        sleep=sleep,
-        stop=stop,
-        wait=wait,
-        before=before,
-        retry=tenacity.retry_if_exception(is_transient),
-        before_sleep=before_sleep,
-        reraise=True,
+    return {
+        "stop": stop,
+        "wait": wait,
+        "before": before,
+        "retry": tenacity.retry_if_exception(is_transient),
+        "before_sleep": before_sleep,
+        "reraise": True,
+    }
+
+
+def retrying(
+    settings: RetrySettings,
+    *,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    uniform: Callable[[float, float], float] = random.uniform,
+    on_retry: Callable[[BaseException, float], None] | None = None,
+    should_abort: Callable[[], bool] = lambda: False,
+) -> tenacity.Retrying:
+    """A ``tenacity.Retrying`` applying ``settings`` to one blocking call; re-raises the last error.
+
+    A jittered wait that would pass the ``max_elapsed`` budget is shortened to fit; a pushback
+    that would pass it ends retrying. ``should_abort()`` turning true (shutdown) ends it too.
+    """
+    policy = _policy(
+        settings, clock=clock, uniform=uniform, on_retry=on_retry, should_abort=should_abort
     )
+    return tenacity.Retrying(sleep=sleep, **policy)
+
+
+def async_retrying(
+    settings: RetrySettings,
+    *,
+    clock: Callable[[], float],
+    sleep: Callable[[float], Awaitable[None]],
+    uniform: Callable[[float, float], float] = random.uniform,
+) -> tenacity.AsyncRetrying:
+    """:func:`retrying` for one coroutine: the same rules, waiting with ``await sleep(...)``."""
+    policy = _policy(
+        settings, clock=clock, uniform=uniform, on_retry=None, should_abort=lambda: False
+    )
+    return tenacity.AsyncRetrying(sleep=sleep, **policy)

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
+import grpc.aio
 
 from pug_grpc._names import ENV_ENDPOINT
 from pug_grpc._version import __version__
@@ -35,6 +36,7 @@ __all__ = [
     "check_compression",
     "intercept",
     "is_loopback",
+    "open_aio_channel",
     "open_channel",
     "parse_endpoint",
 ]
@@ -225,16 +227,49 @@ def open_channel(
     :data:`RECEIVE_LIMIT` and :data:`KEEPALIVE_OPTIONS` unless ``channel_options`` says
     otherwise; ``compression`` must pass :func:`check_compression`.
     """
+    target, creds, options, compression = _channel_plan(
+        endpoint, credentials, channel_options, allow_insecure, compression
+    )
+    if creds is not None:
+        return grpc.secure_channel(target, creds, options, compression)
+    return grpc.insecure_channel(target, options, compression)
+
+
+def open_aio_channel(
+    endpoint: str,
+    *,
+    credentials: grpc.ChannelCredentials | None = None,
+    channel_options: Sequence[tuple[str, Any]] = (),
+    allow_insecure: bool = False,
+    compression: grpc.Compression | None = None,
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+) -> grpc.aio.Channel:
+    """:func:`open_channel` for ``grpc.aio``, with the same rules; call it in the running loop."""
+    target, creds, options, compression = _channel_plan(
+        endpoint, credentials, channel_options, allow_insecure, compression
+    )
+    if creds is not None:
+        return grpc.aio.secure_channel(target, creds, options, compression, interceptors)
+    return grpc.aio.insecure_channel(target, options, compression, interceptors)
+
+
+def _channel_plan(
+    endpoint: str,
+    credentials: grpc.ChannelCredentials | None,
+    channel_options: Sequence[tuple[str, Any]],
+    allow_insecure: bool,
+    compression: grpc.Compression | None,
+) -> tuple[str, grpc.ChannelCredentials | None, list[tuple[str, Any]], grpc.Compression | None]:
+    """Target, TLS credentials (``None``: plaintext), options and compression of a channel."""
     compression = check_compression(compression)
     parsed = parse_endpoint(
         endpoint, allow_insecure=allow_insecure, force_tls=credentials is not None
     )
-    options = _channel_options(channel_options)
     _log.debug("opening channel to %s (tls=%s)", parsed.target, parsed.tls)
+    creds = None
     if parsed.tls:
         creds = credentials if credentials is not None else grpc.ssl_channel_credentials()
-        return grpc.secure_channel(parsed.target, creds, options, compression)
-    return grpc.insecure_channel(parsed.target, options, compression)
+    return parsed.target, creds, _channel_options(channel_options), compression
 
 
 def intercept(channel: grpc.Channel, *interceptors: _Interceptor) -> grpc.Channel:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Unpack
 
-from pug_grpc._rpc.call import CallContext, CallOptions, PageStream, unary
+from pug_grpc._rpc.call import (
+    CallContext,
+    CallOptions,
+    PageStream,
+    page_stream,
+    stream_items,
+    unary,
+)
 from pug_grpc._rpc.convert import filter_groups as and_filters
 from pug_grpc._rpc.convert import request
 from pug_grpc._rpc.transport import method
@@ -93,7 +100,7 @@ class Profiles:
             filter_groups_operator=filter_groups_operator,
             page_token=page_token,
         )
-        return PageStream(self._ctx, _LIST, base, options)
+        return page_stream(self._ctx, _LIST, base, options)
 
     def list(
         self,
@@ -112,15 +119,14 @@ class Profiles:
         "value": "pro", "source": "profile"}``) that must all match; ``filter_groups`` gives full
         control. Under retry settings, a broken stream resumes from the last page received.
         """
-        pages = self.list_pages(
+        base = list_request(
             request_,
             filters=filters,
             filter_groups=filter_groups,
             filter_groups_operator=filter_groups_operator,
             page_token=page_token,
-            **options,
         )
-        return _profiles_of(pages)
+        return stream_items(self._ctx, _LIST, base, options, _profiles)
 
     def delete(
         self, id: str | pb.DeleteRequest, /, **options: Unpack[CallOptions]
@@ -151,9 +157,5 @@ class Profiles:
         return unary(self._ctx, _GET_DELETION_REQUEST, req, options, idempotent=True)
 
 
-def _profiles_of(pages: PageStream[pb.ListResponse]) -> Iterator[pb.Profile]:
-    try:
-        for page in pages:
-            yield from page.profiles
-    finally:
-        pages.close()
+def _profiles(page: pb.ListResponse) -> Iterable[pb.Profile]:
+    return page.profiles

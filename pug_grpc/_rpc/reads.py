@@ -6,8 +6,9 @@ guard here refuses it first, before a request (and the key) leaves the process.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import grpc
 
@@ -16,6 +17,7 @@ from pug_grpc._errors import PugError, PugPublicKeyError
 from pug_grpc._names import PRIVATE_KEY_PREFIX, PUBLIC_KEY_PREFIX, is_public_key
 from pug_grpc._retry import RetrySettings
 from pug_grpc._rpc.activity import Activity
+from pug_grpc._rpc.aio_transport import AsyncTransport
 from pug_grpc._rpc.call import CallContext
 from pug_grpc._rpc.insights import Insights
 from pug_grpc._rpc.profiles import Profiles
@@ -48,13 +50,13 @@ def _retry_settings(retry: object) -> RetrySettings | None:
 
 
 class _Bound(NamedTuple):
-    source: Transport | grpc.Channel
+    source: Transport | AsyncTransport | grpc.Channel
     profiles: Profiles
     activity: Activity
     insights: Insights
 
 
-Source = Transport | grpc.Channel | Callable[[], grpc.Channel]
+Source = Transport | AsyncTransport | grpc.Channel | Callable[[], grpc.Channel]
 """A transport, a channel, or a function returning the client's current channel."""
 
 
@@ -67,7 +69,9 @@ class Reads:
     changes). ``retry`` (a :class:`RetrySettings`, ``None`` for none) is the default for reads
     that only read. ``is_closed`` reports whether the owning client is closed, checked before
     every call. ``endpoint`` and ``tls`` describe a channel's connection for the messages of
-    connection failures (a transport knows its own).
+    connection failures (a transport knows its own). ``asynchronous`` marks an
+    :class:`~pug_grpc._rpc.aio_transport.AsyncTransport` source: the namespaces are then the
+    cores of the asyncio ones (``pug_grpc.AsyncPug``).
     """
 
     __slots__ = ("_bound", "_defaults", "_endpoint", "_source", "_tls")
@@ -83,6 +87,7 @@ class Reads:
         is_closed: Callable[[], bool] | None = None,
         endpoint: str | None = None,
         tls: bool | None = None,
+        asynchronous: bool = False,
     ) -> None:
         # ``object`` in the annotation keeps callers still typed for the old tenacity parameter
         # compiling; anything but RetrySettings or None is refused here, at construction.
@@ -98,16 +103,18 @@ class Reads:
             if public_key is not None:
                 public_key()
 
-        self._defaults = {
+        self._defaults: dict[str, Any] = {
             "timeout": timeout,
             "retry": settings,
             "project_id": project_id,
             "guard": guard,
             "api_key": api_key is not None,
         }
+        if asynchronous:
+            self._defaults.update(asynchronous=True, sleep=asyncio.sleep)
         self._bound: _Bound | None = None
 
-    def _current_source(self) -> Transport | grpc.Channel:
+    def _current_source(self) -> Transport | AsyncTransport | grpc.Channel:
         source = self._source
         if isinstance(source, grpc.Channel) or not callable(source):
             return source
@@ -129,7 +136,7 @@ class Reads:
                 if isinstance(source, grpc.Channel)
                 else source
             )
-            ctx = CallContext(transport=transport, **self._defaults)  # type: ignore[arg-type]
+            ctx = CallContext(transport=transport, **self._defaults)
             bound = _Bound(source, Profiles(ctx), Activity(ctx), Insights(ctx))
             self._bound = bound
         return bound
