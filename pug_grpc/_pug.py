@@ -264,7 +264,7 @@ class Pug:
             make_sink=make_sink,
             on_closed=holder.close,
             connection_problem=connection_problem,
-            threaded=send and not sync_mode,
+            threaded=not sync_mode,
             on_start=process.engine_started,
             shutdown_timeout=float(shutdown_timeout),
         )

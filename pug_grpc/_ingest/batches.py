@@ -99,28 +99,34 @@ class OpenPage:
         self.window = 0
         self.given_ids: set[str] = set()
 
-    def accepts(self, frame: bytes, given_id: str | None, window: int) -> bool:
-        """Whether ``frame`` may join this page (else seal it first)."""
-        if not self.count:
-            return True
-        if window != self.window or self.count >= MAX_BATCH_EVENTS:
-            return False
-        if given_id is not None and given_id.lower() in self.given_ids:
-            return False
-        return request_cost(self.size + len(frame), self.count + 1) <= self._max_bytes
+    def offer(self, frame: bytes, given_id: str | None, window: int, now: float) -> Record | None:
+        """Add ``frame``; returns the page sealed first when the frame could not join it.
 
-    def add(self, frame: bytes, given_id: str | None, window: int, now: float) -> None:
-        if not self.count:
+        The common case (no id given, same window, room left) costs a few comparisons.
+        """
+        sealed = None
+        count = self.count
+        if count and (
+            window != self.window
+            or count >= MAX_BATCH_EVENTS
+            or self.size + len(frame) + (count + 1) * SERVER_BYTES_PER_EVENT > self._max_bytes
+            or (given_id is not None and given_id.lower() in self.given_ids)
+        ):
+            sealed = self.seal()
+            count = 0
+        if not count:
             self.started_at = now
             self.window = window
         self.parts.append(frame)
         self.size += len(frame)
-        self.count += 1
+        self.count = count + 1
         if given_id is not None:
             self.given_ids.add(given_id.lower())  # the server compares ids in any case
+        return sealed
 
     @property
     def full(self) -> bool:
+        """No further event can join (1,000 events, or no byte left for even a small one)."""
         return self.count >= MAX_BATCH_EVENTS or (
             request_cost(self.size, self.count + 1) > self._max_bytes
         )

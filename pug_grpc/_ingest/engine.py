@@ -199,7 +199,7 @@ class Engine:
             self._crowded()
         intake.put(item)
         phase = self._phase
-        if phase is Phase.RUNNING:
+        if phase is Phase.RUNNING and self.threaded:
             return
         if phase is Phase.NEW:
             self._start()

@@ -168,10 +168,9 @@ class Pipeline:
             if request_cost(len(frame), 1) > self._batch.max_request_bytes:
                 self._too_large(Record("events", frame, 1, window))
                 continue
-            given = raw[0]
-            if not page.accepts(frame, given, window):
-                self._store(page.seal())
-            page.add(frame, given, window, now)
+            sealed = page.offer(frame, raw[0], window, now)
+            if sealed is not None:
+                self._store(sealed)
             if page.full:
                 self._store(page.seal())
 

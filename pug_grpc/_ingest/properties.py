@@ -348,10 +348,13 @@ def _traits_dict(traits: Mapping[Any, Any], depth: int, budget: _Budget) -> dict
             continue
         name = str.__str__(key)
         try:
+            left = budget.left
             out[name] = _trait(name, value, depth, budget)
         except _DropError as why:
-            if depth and isinstance(why, _OverBudgetError):
-                raise  # the whole top-level trait goes, named in one warning
+            if isinstance(why, _OverBudgetError):
+                if depth:
+                    raise  # the whole top-level trait goes, named in one warning
+                budget.left = left  # what it spent is not spent: the traits after it may fit
             _log.warning("trait %s dropped: %s", _shown(name), why)
         except Exception as exc:  # hostile input: a value whose own methods raise
             _log.warning(

@@ -17,10 +17,11 @@ from pug_grpc._ingest.batches import Record
 
 __all__ = ["MemoryStorage", "Storage"]
 
-_COMPRESS_ABOVE: Final = 4 * 1024 * 1024
+_COMPRESS_ABOVE: Final = 8 * 1024 * 1024
 """Waiting records beyond this many bytes are kept compressed (zlib level 1, about 9x on
 typical events): a long outage then costs a tenth of the memory. Below it nothing is
-compressed, so a healthy client never pays for it."""
+compressed, so a healthy client, even during a burst of tens of thousands of events, never
+pays for it."""
 
 
 class Storage(Protocol):
