@@ -287,5 +287,5 @@ def render(report: Row) -> str:
         out += [*_reads(report["reads"]), ""]
     if report.get("profile"):
         out += [*_profile(report["profile"]), ""]
-    out += ["### Targets (issue 11), from this run's figures", "", *targets_table(report)]
+    out += ["### Targets, from this run's figures", "", *targets_table(report)]
     return "\n".join(out) + "\n"

@@ -1,4 +1,4 @@
-"""Issue 11's performance targets, each checked against the figures of the run (pug defaults)."""
+"""The ingestion engine's performance targets, each checked against the figures of the run (pug defaults)."""
 
 from __future__ import annotations
 

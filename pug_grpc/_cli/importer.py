@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import math
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,14 +19,12 @@ from typing import Any
 
 import protovalidate
 
-from pug_grpc._cli.terms import milliseconds_hint
+from pug_grpc._timestamps import ns_to_datetime, to_ns
 from pug_grpc.gen.sdk.events.v1 import events_pb2
 
 __all__ = ["ImportRow", "RowProblem", "detect_format", "parse_timestamp", "read_rows"]
 
 _KNOWN_COLUMNS = ("distinct_id", "kind", "timestamp", "session_id", "event_id", "properties")
-_MAX_TIMESTAMP = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
-_MIN_TIMESTAMP = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _validator = protovalidate.Validator()
 
 
@@ -53,44 +50,13 @@ class RowProblem:
 
 
 def parse_timestamp(value: Any) -> dt.datetime:
-    """An aware datetime from RFC 3339 text or epoch seconds; naive text means UTC."""
+    """An aware datetime from RFC 3339 text or epoch seconds (the package's one reading:
+    naive text means UTC, years 1 to 9999; see :mod:`pug_grpc._timestamps`)."""
     if isinstance(value, bool) or value is None or value == "":
         raise ValueError("timestamp is required (RFC 3339 text or epoch seconds)")
-    if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise ValueError("timestamp must be a finite number of epoch seconds")
-        moment = _from_epoch(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            number = float(text)
-        except ValueError:
-            try:
-                moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError:
-                raise ValueError(f"timestamp {value!r} is not RFC 3339 or epoch seconds") from None
-        else:
-            if not math.isfinite(number):
-                raise ValueError("timestamp must be a finite number of epoch seconds")
-            moment = _from_epoch(number, shown=value)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=dt.UTC)
-    else:
+    if not isinstance(value, str | int | float):
         raise ValueError(f"timestamp must be text or a number, not {type(value).__name__}")
-    if not _MIN_TIMESTAMP <= moment <= _MAX_TIMESTAMP:
-        raise ValueError(f"timestamp {value!r} is out of range")
-    return moment
-
-
-def _from_epoch(seconds: float, shown: object = None) -> dt.datetime:
-    try:
-        moment = dt.datetime.fromtimestamp(seconds, dt.UTC)
-    except (OverflowError, OSError, ValueError):
-        moment = None
-    if moment is None or not _MIN_TIMESTAMP <= moment <= _MAX_TIMESTAMP:
-        shown = seconds if shown is None else shown
-        raise ValueError(f"timestamp {shown!r} is out of range{milliseconds_hint(seconds)}")
-    return moment
+    return ns_to_datetime(to_ns(value, text=True))
 
 
 def _optional_text(record: Mapping[str, Any], name: str) -> str | None:

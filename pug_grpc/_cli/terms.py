@@ -6,10 +6,9 @@ same things (``--allow-insecure``). Messages are translated on their way out, in
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 
-__all__ = ["busy_port_hint", "cli_terms", "milliseconds_hint"]
+__all__ = ["busy_port_hint", "cli_terms"]
 
 # Keyword arguments of Pug/PugAdmin that the command line offers as options.
 _OPTIONS = {
@@ -33,22 +32,6 @@ def cli_terms(text: str) -> str:
     text = _INSECURE_RE.sub("--allow-insecure", text)
     text = _CONNECT_RE.sub("--transport connect", text)
     return _LIBRARY_ONLY_RE.sub("", text)
-
-
-def milliseconds_hint(value: float) -> str:
-    """A hint when a number is out of range as epoch seconds but fine as milliseconds."""
-    seconds = value / 1000
-    try:
-        moment = dt.datetime.fromtimestamp(seconds, dt.UTC)
-    except (OverflowError, OSError, ValueError):
-        return ""
-    if not 1970 <= moment.year <= 9999:
-        return ""
-    shown = f"{seconds:.3f}".rstrip("0").rstrip(".")
-    return (
-        f"; it looks like milliseconds since the epoch ({moment:%Y-%m-%d %H:%M:%S} UTC):"
-        f" give seconds ({shown}) or RFC 3339 text"
-    )
 
 
 def busy_port_hint(host: str, port: int) -> str:

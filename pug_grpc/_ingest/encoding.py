@@ -21,10 +21,10 @@ from pug_grpc._ingest.properties import (
     INT64_MAX,
     INT64_MIN,
     MAX_STRING_LEN,
-    NS_PER_S,
     Scalar,
     normalize_properties,
 )
+from pug_grpc._timestamps import NS_PER_S
 
 __all__ = ["EventEncoder", "property_value", "varint"]
 

@@ -14,7 +14,7 @@ field                         written by                   guarded by
 ============================  ===========================  ==================================
 ``_phase``, ``_deadline``     any thread (close, start)    ``_lock``
 ``_intake``, ``_bypass``      callers put, worker takes    lock-free (``SimpleQueue``/deque)
-``_controls``, ``_in_hand``   putters / the worker         ``_lock`` (read by ``stats()``)
+``_calls``                    callers (one ``next()``)     atomic under the GIL (no lock)
 ``ledger``                    the worker (and refusals)    ``_lock``
 ``_pipeline``                 the driving thread only      (one thread)
 ``_closed``, ``_quiet``       the worker                   ``threading.Event``
@@ -28,6 +28,7 @@ lock at all: ``SimpleQueue.put`` is re-entrant.
 from __future__ import annotations
 
 import enum
+import itertools
 import logging
 import math
 import queue
@@ -166,8 +167,8 @@ class Engine:
         self._deadline = math.inf
         self._intake: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._bypass: deque[Any] = deque()
-        self._controls = 0
-        self._in_hand = 0
+        self._calls = itertools.count()
+        self._note_call = self._calls.__next__
         self._crowded_calls = 0
         self._overflow_items: deque[Any] = deque(maxlen=MAX_REPORTED_ITEMS)
         self._overflow_unreported = 0
@@ -197,6 +198,7 @@ class Engine:
         intake = self._intake
         if intake.qsize() >= self._crowded_at:
             self._crowded()
+        self._note_call()  # before the put: the worker may take the item at once
         intake.put(item)
         phase = self._phase
         if phase is Phase.RUNNING and self.threaded:
@@ -249,9 +251,7 @@ class Engine:
         self.report(error, [item] if item is not None else [])
 
     def _put_control(self, control: _Control) -> None:
-        with self._lock:
-            self._controls += 1
-            self._intake.put(control)
+        self._intake.put(control)
 
     def _completed(self, attempt: Attempt, reply: Reply) -> None:
         """A sink's reply (any thread): hand it to the driving thread."""
@@ -351,7 +351,6 @@ class Engine:
         while obj is not None:
             if type(obj) is tuple:
                 raws.append(obj)
-                self._in_hand += 1
                 if len(raws) >= _TAKE_AT_ONCE:
                     self._take_events(pipeline, raws)
                     raws = []
@@ -387,7 +386,6 @@ class Engine:
     def _take_events(self, pipeline: Pipeline, raws: list[RawEvent]) -> None:
         with self._lock:
             window = self.ledger.take(len(raws))
-            self._in_hand -= len(raws)
         if pipeline.page_window is not None and pipeline.page_window != window:
             pipeline.seal()
         pipeline.take_events(raws, window)
@@ -398,8 +396,6 @@ class Engine:
                 window = self.ledger.take(1)
             pipeline.take_identify(obj.SerializeToString(), window)
             return
-        with self._lock:
-            self._controls -= 1
         if isinstance(obj, _Completion):
             pipeline.on_reply(obj.attempt, obj.reply)
         elif isinstance(obj, _Flush):
@@ -452,7 +448,6 @@ class Engine:
                 except queue.Empty:
                     break
                 if isinstance(obj, _Control):
-                    self._controls -= 1
                     if isinstance(obj, _Flush) and obj.window is None:
                         obj.window = self.ledger.close_window()
                     continue
@@ -540,7 +535,9 @@ class Engine:
     # -- stats ------------------------------------------------------------------------------
     def stats(self) -> Stats:
         with self._lock:
-            waiting = self._intake.qsize() + len(self._bypass) - self._controls + self._in_hand
+            # Handed over and not yet taken by the worker: counted from the calls, never from
+            # the queue, so an item the worker is picking up is never missing from the sum.
+            waiting = _count_of(self._calls) - self.ledger.taken
             return self.ledger.stats(waiting=max(0, waiting))
 
     # -- fork -------------------------------------------------------------------------------
@@ -586,8 +583,6 @@ class Engine:
             except queue.Empty:
                 continue
             if isinstance(obj, _Completion):
-                with self._lock:
-                    self._controls -= 1
                 pipeline.on_reply(obj.attempt, obj.reply)
             else:
                 later.append(obj)
@@ -612,6 +607,11 @@ def _messages(items: list[Any]) -> list[Any]:
         elif isinstance(item, profiles_pb2.IdentifyRequest):
             out.append(item)
     return out
+
+
+def _count_of(counter: itertools.count[int]) -> int:
+    """How many values ``counter`` has handed out (its repr is ``count(N)``)."""
+    return int(repr(counter)[6:-1])
 
 
 def live_engines() -> list[Engine]:

@@ -7,22 +7,14 @@ protobuf messages, assigning ids once so that every retry resends the same ``eve
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import math
 import os
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from pug_grpc._ingest.properties import (
-    NS_PER_S,
-    Scalar,
-    datetime_to_ns,
-    fill_property_value,
-    in_timestamp_range,
-    normalize_properties,
-)
+from pug_grpc._ingest.properties import Scalar, fill_property_value, normalize_properties
+from pug_grpc._timestamps import NS_PER_S, to_ns
 from pug_grpc._version import __version__
 from pug_grpc.gen.sdk.events.v1 import events_pb2
 
@@ -83,27 +75,13 @@ def new_anonymous_id() -> str:
 
 
 def timestamp_ns(value: object) -> int:
-    """Nanoseconds since the epoch for a caller's timestamp; raises ``ValueError`` when invalid.
+    """Nanoseconds since the epoch for ``track(timestamp=...)``; ``ValueError`` when invalid.
 
-    Accepts an aware ``datetime`` (a naive one means UTC) or epoch seconds as ``int``/``float``.
-    Values outside the protobuf ``Timestamp`` range (years 1 to 9999) are refused rather than
-    reinterpreted (milliseconds passed as seconds land there).
+    An aware ``datetime`` (a naive one means UTC) or epoch seconds, in the protobuf
+    ``Timestamp`` range (years 1 to 9999): milliseconds passed as seconds are refused with a
+    hint rather than reinterpreted (see :mod:`pug_grpc._timestamps`).
     """
-    if isinstance(value, dt.datetime):
-        ns = datetime_to_ns(value)
-    elif isinstance(value, bool) or not isinstance(value, int | float):
-        kind = type(value).__name__
-        raise ValueError(f"timestamp must be a datetime or epoch seconds, not {kind}")
-    elif isinstance(value, int):
-        ns = value * NS_PER_S
-    else:
-        if not math.isfinite(value):
-            raise ValueError("timestamp must be finite")
-        whole = math.floor(value)
-        ns = int(whole) * NS_PER_S + round((value - whole) * NS_PER_S)
-    if not in_timestamp_range(ns):
-        raise ValueError("timestamp is outside the supported range (years 1 to 9999)")
-    return ns
+    return to_ns(value)
 
 
 def _fill_auto(event: events_pb2.Event) -> None:

@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from google.protobuf import struct_pb2
 
+from pug_grpc._timestamps import NS_PER_S, datetime_to_ns, in_timestamp_range
 from pug_grpc.gen.common.v1 import property_value_pb2
 
 __all__ = [
@@ -30,7 +31,6 @@ __all__ = [
     "MAX_STRING_LEN",
     "Instant",
     "Scalar",
-    "datetime_to_ns",
     "fill_property_value",
     "format_duration",
     "normalize_properties",
@@ -43,9 +43,6 @@ _log = logging.getLogger("pug_grpc.properties")
 MAX_STRING_LEN: Final = 1024
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
-NS_PER_S: Final = 1_000_000_000
-MIN_TIMESTAMP_NS: Final = -62_135_596_800 * NS_PER_S  # 0001-01-01T00:00:00Z
-MAX_TIMESTAMP_NS: Final = 253_402_300_800 * NS_PER_S - 1  # 9999-12-31T23:59:59.999999999Z
 _SAFE_DOUBLE_INT: Final = 2**53
 _MAX_DEPTH: Final = 32
 MAX_PROPERTY_NODES: Final = 2048
@@ -56,7 +53,6 @@ MAX_TRAIT_NODES: Final = 10_000
 """Parts all the traits of one identify call may have together (the rest is dropped)."""
 
 _UTC = dt.UTC
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
 
 
 class Instant(int):
@@ -76,19 +72,6 @@ class _DropError(Exception):
 def _shown(key: str) -> str:
     """A key as the logs show it; ``str.__repr__`` skips a subclass's own, which may raise."""
     return str.__repr__(key)
-
-
-def datetime_to_ns(value: dt.datetime) -> int:
-    """Nanoseconds since the epoch for ``value``; a naive datetime is taken as UTC."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        value = value.replace(tzinfo=_UTC)
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
-
-
-def in_timestamp_range(ns: int) -> bool:
-    """Say whether ``ns`` fits a ``google.protobuf.Timestamp`` (years 1 to 9999)."""
-    return MIN_TIMESTAMP_NS <= ns <= MAX_TIMESTAMP_NS
 
 
 def format_duration(value: dt.timedelta) -> str:

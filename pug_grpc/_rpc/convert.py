@@ -21,6 +21,7 @@ from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from pug_grpc._errors import PugInvalidArgumentError
+from pug_grpc._timestamps import to_ns
 from pug_grpc.gen.common.v1 import time_pb2
 
 __all__ = [
@@ -92,28 +93,17 @@ def enum_value(enum: EnumDescriptor, value: object, *, where: str = "") -> int:
     raise _bad(f"{label}: unknown value {value!r} (expected one of: {known})")
 
 
-def _aware(value: datetime, where: str) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise _bad(
-            f"{where}: naive datetime {value.isoformat()}: pass a timezone-aware datetime "
-            "(e.g. datetime.now(UTC)) so the instant is unambiguous"
-        )
-    return value
-
-
 def to_timestamp(value: object, *, where: str = "timestamp") -> Timestamp:
-    """A ``Timestamp`` from an aware ``datetime``, an ISO 8601 string, or a ``Timestamp``."""
+    """A ``Timestamp`` from a ``datetime`` (naive means UTC), RFC 3339 text, epoch seconds or
+    a ``Timestamp``: the package's one reading of timestamps (:mod:`pug_grpc._timestamps`)."""
     if isinstance(value, Timestamp):
         return value
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise _bad(f"{where}: {value!r} is not an ISO 8601 date-time") from None
-    if not isinstance(value, datetime):
-        raise _bad(f"{where}: expected a datetime, not {type(value).__name__}")
+    try:
+        ns = to_ns(value, text=True)
+    except ValueError as exc:
+        raise _bad(f"{where}: {exc}") from None
     ts = Timestamp()
-    ts.FromDatetime(_aware(value, where))
+    ts.FromNanoseconds(ns)
     return ts
 
 

@@ -83,9 +83,9 @@ def test_a_millisecond_timestamp_gets_a_hint(server: LocalServer) -> None:
     result = run_cli("track", "u", "signup", "--timestamp", "1714557600000", env=env)
     assert result.returncode == 1
     assert result.stderr == (
-        "pug-grpc: error: --timestamp: timestamp '1714557600000' is out of range; it looks like"
-        " milliseconds since the epoch (2024-05-01 10:00:00 UTC): give seconds (1714557600) or"
-        " RFC 3339 text\n"
+        "pug-grpc: error: --timestamp: timestamp '1714557600000' is outside the supported range"
+        " (years 1 to 9999); it looks like milliseconds since the epoch (2024-05-01 10:00:00"
+        " UTC): give seconds (1714557600)\n"
     )
 
 

@@ -73,7 +73,7 @@ def test_track_delivers_an_event_with_credentials(client: Pug, lb: Loopback) -> 
     assert result.completed
     assert result.ok
     (event,) = lb.recorder.events()
-    assert list(result.delivered) == [event.event_id]
+    assert (result.accepted, result.failed) == (1, 0)
     assert event.distinct_id == "user-1"
     assert event.kind == "signup.completed"
     assert event.session_id == client.session_id
@@ -88,16 +88,22 @@ def test_track_delivers_an_event_with_credentials(client: Pug, lb: Loopback) -> 
     assert md["user-agent"].startswith(f"pug-grpc/{__version__}")
 
 
-def test_batches_by_size_and_by_wait(lb: Loopback) -> None:
-    with Pug(KEY, lb.endpoint, batch=BatchSettings(max_size=5, max_wait=0.2)) as pug:
+def test_a_full_batch_goes_out_at_once_and_a_lone_event_waits_max_wait(lb: Loopback) -> None:
+    with Pug(KEY, lb.endpoint, batch=BatchSettings(max_size=5, max_wait=2.0)) as pug:
+        started = time.monotonic()
         for i in range(12):
             pug.track(f"u{i}", "k")
-        assert lb.recorder.wait_for(lambda r: len(r.batches()) >= 2, timeout=5)
-        assert [len(b.events) for b in lb.recorder.batches()] == [5, 5]
-        assert lb.recorder.wait_for(lambda r: len(r.batches()) >= 3, timeout=5)  # max_wait
-        assert len(lb.recorder.batches()[2].events) == 2
+        assert lb.recorder.wait_for(lambda r: len(r.events()) == 12, timeout=1.5)  # not max_wait
+        assert all(len(b.events) >= 5 for b in lb.recorder.batches())  # grown with the backlog
         pug.flush(5)  # the reply may still be on its way back
-        assert pug.stats().batches == 3
+        batches = pug.stats().batches
+        lone = time.monotonic()
+        pug.track("u-lone", "k")
+        assert lb.recorder.wait_for(lambda r: len(r.events()) == 13, timeout=5)
+        assert time.monotonic() - lone >= 1.9  # it waited max_wait for company
+        assert time.monotonic() - started < 30
+        pug.flush(5)
+        assert pug.stats().batches == batches + 1
 
 
 def test_one_session_per_client_and_per_call_overrides(client: Pug, lb: Loopback) -> None:
@@ -106,7 +112,8 @@ def test_one_session_per_client_and_per_call_overrides(client: Pug, lb: Loopback
     client.track("u", "b", session_id=SESSION, event_id=eid)
     client.track("u", "c", session_id=uuid.UUID(SESSION), event_id=str(eid).upper())
     client.flush(5)
-    a, b, c = lb.recorder.events()
+    by_kind = {e.kind: e for e in lb.recorder.events()}  # requests in flight may land any order
+    a, b, c = by_kind["a"], by_kind["b"], by_kind["c"]
     assert re.fullmatch(r"[0-9a-f-]{36}", a.session_id)
     assert a.session_id == client.session_id
     assert b.session_id == c.session_id == SESSION
@@ -191,10 +198,13 @@ def test_identify_and_alias(client: Pug, lb: Loopback) -> None:
     client.alias(anon, "user-1")
     client.track("u", "last")
     result = client.flush(5)
-    assert result.identified == 2
+    assert (result.identified, result.accepted) == (2, 2)
     calls = lb.recorder.calls
-    assert [c.method for c in calls] == ["BatchCreate", "Identify", "Identify", "BatchCreate"]
-    first, second = lb.recorder.identifies()
+    # Pug applies identifies apart from events (no order between them), so neither waits.
+    assert sorted(c.method for c in calls).count("Identify") == 2
+    assert [e.kind for e in lb.recorder.events()] == ["first", "last"]
+    identify_calls = [c for c in calls if c.method == "Identify"]
+    first, second = sorted(lb.recorder.identifies(), key=lambda r: r.HasField("anonymous_id"))
     assert first.external_id == "user-1"
     assert first.device_id == "d1"
     assert not first.HasField("anonymous_id")  # empty fields stay unset
@@ -204,7 +214,7 @@ def test_identify_and_alias(client: Pug, lb: Loopback) -> None:
     }
     assert second.external_id == "user-1"
     assert second.anonymous_id == anon
-    assert calls[1].metadata["x-api-key"] == KEY
+    assert identify_calls[0].metadata["x-api-key"] == KEY
 
 
 @pytest.mark.parametrize(
@@ -242,8 +252,8 @@ def test_send_false_keeps_everything_in_process(
     assert (stats.enqueued, stats.sent, stats.accepted, stats.identified, stats.rejected) == (
         2, 1, 1, 1, 1,
     )  # fmt: skip
-    assert pug._channel is None
-    assert pug._worker is None
+    assert pug._connections._channel is None  # no channel was ever opened
+    assert pug._connections._connect is None
     pug.close()
 
 
@@ -261,7 +271,7 @@ def test_sync_mode_sends_before_returning(lb: Loopback, reports: Reports) -> Non
         pug.track("u", "three")
         assert reports.reasons() == [""]  # the server's error, decoded (no ErrorInfo here)
         assert isinstance(reports.items[0][0], PugError)
-        assert pug._worker is None
+        assert pug._engine._thread is None  # no worker thread in sync mode
         stats = pug.stats()
         assert (stats.sent, stats.retried, stats.dead_lettered) == (2, 1, 1)
 
@@ -355,7 +365,7 @@ def test_on_error_raising_or_flushing_never_breaks_the_worker(lb: Loopback) -> N
     pug.track("u", "one")
     pug.flush(5)
     pug.track("u", "two")
-    assert pug.flush(5).delivered
+    assert pug.flush(5).accepted == 1
     assert [c.completed for c in calls] == [False]
     pug.close()
 
@@ -380,7 +390,7 @@ def test_https_endpoint_with_given_credentials(tmp_path: Path) -> None:
         creds = cert.channel_credentials()
         with Pug(KEY, f"https://localhost:{tls.port}", credentials=creds, batch=NO_WAIT) as pug:
             pug.track("u", "k")
-            assert pug.flush(5).delivered
+            assert pug.flush(5).accepted == 1
         assert tls.recorder.calls[0].metadata["x-api-key"] == KEY
 
 
@@ -434,7 +444,7 @@ def test_caller_interceptors_and_compression(lb: Loopback) -> None:
         channel_options=[("grpc.max_send_message_length", 8 * 1024 * 1024)],
     ) as pug:
         pug.track("u", "k", {"blob": "x" * 1000})
-        assert pug.flush(5).delivered
+        assert pug.flush(5).accepted == 1
     md = lb.recorder.calls[0].metadata
     assert md["x-tag"] == "mine"
     assert md["x-api-key"] == KEY
@@ -444,27 +454,24 @@ def test_caller_interceptors_and_compression(lb: Loopback) -> None:
 def test_an_item_that_races_close_is_reported_not_stranded(lb: Loopback, reports: Reports) -> None:
     pug = Pug(KEY, lb.endpoint, batch=NO_WAIT, on_error=reports)
     pug.track("u", "k")
-    worker = pug._worker
-    assert worker is not None
+    engine = pug._engine
     pug.close()
     # A track() that saw the client open, then lost the race: its put lands after close()'s sweep.
-    worker.submit((None, "late", "u", pug.session_id, time.time_ns(), None))
+    engine.submit((None, "late", "u", pug.session_id, time.time_ns(), None))
     error, items = reports.items[-1]
     assert getattr(error, "reason", None) == "UNDELIVERED"
     assert [item.kind for item in items] == ["late"]
-    assert worker.depth() == (0, 0)
+    stats = pug.stats()
+    assert (stats.queued, stats.undelivered, stats.accepted) == (0, 1, 1)
     assert len(lb.recorder.events()) == 1
 
 
-def test_flush_without_a_timeout_cannot_outlive_its_worker(lb: Loopback) -> None:
+def test_flush_after_close_returns_at_once_with_nothing_pending(lb: Loopback) -> None:
     pug = Pug(KEY, lb.endpoint, batch=NO_WAIT)
     pug.track("u", "k")
-    worker = pug._worker
-    assert worker is not None
     pug.close()
-    # As if close() had given up on a worker that never stopped: nobody will take the marker.
-    worker._stopped = False
     started = time.monotonic()
-    result = worker.flush(None)
+    result = pug.flush(None)  # no timeout: must not wait for a worker that has ended
     assert time.monotonic() - started < 5
-    assert not result.completed
+    assert result.completed
+    assert result.pending == 0

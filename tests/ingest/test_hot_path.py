@@ -1,7 +1,8 @@
 """The caller's fast path of ``track()`` and the worker's share of the interpreter lock.
 
-``track()`` takes a short path for the common call; whatever it queues must be what the full
-path queues. A queue past half full makes the caller yield the lock, more often as it fills.
+``track()`` takes a short path for the common call; whatever it hands the worker must be what
+the full path hands it. A hand-off past half full makes the caller yield the lock, more often
+as it fills, and a full one drops its oldest call: the caller never waits for the network.
 """
 
 from __future__ import annotations
@@ -14,32 +15,45 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pug_grpc import BatchSettings, Pug, RetrySettings
-from pug_grpc._ingest.worker import Delivery, NullSink, Worker, safe_reporter
+from pug_grpc import BatchSettings, Pug
+from pug_grpc._ingest.engine import Engine, Phase
+from pug_grpc._ingest.reports import safe_reporter
+from pug_grpc._ingest.sink import NullSink
 
 
-def idle_worker(pug: Pug, *, limit: int = 10_000, pauses: list[float] | None = None) -> Worker:
-    """A worker whose thread never runs: what the caller queues stays there to be read."""
-    counters = pug._counters
-    delivery = Delivery(
-        sink=NullSink(), retry=RetrySettings(), counters=counters, report=safe_reporter(None)
-    )
-    worker = Worker(
-        delivery=delivery,
+class IdleEngine(Engine):
+    """An engine that is running but whose worker never runs: the hand-off can be read."""
+
+    def _start(self) -> None:
+        self._phase = Phase.RUNNING
+
+    def retire(self) -> None:
+        """Closed with nothing to drain: the exit hook must not wait for a worker."""
+        self._phase = Phase.CLOSED
+        self._closed.set()
+
+
+def idle_engine(pug: Pug, *, limit: int = 10_000, pauses: list[float] | None = None) -> IdleEngine:
+    engine = IdleEngine(
         batch=BatchSettings(max_queue_size=limit),
-        counters=counters,
+        retry=None,
         report=safe_reporter(None),
-        pause=(pauses.append if pauses is not None else lambda _: None),
+        make_sink=NullSink,
+        pause=pauses.append if pauses is not None else lambda _: None,
     )
-    pug._worker = worker
-    return worker
+    previous = pug._intake._engine
+    if isinstance(previous, IdleEngine):
+        previous.retire()
+    pug._engine = engine
+    pug._intake._engine = engine
+    return engine
 
 
-def queued(worker: Worker) -> list[Any]:
+def handed_off(engine: Engine) -> list[Any]:
     items = []
     while True:
         try:
-            items.append(worker._queue.get_nowait())
+            items.append(engine._intake.get_nowait())
         except queue.Empty:
             return items
 
@@ -47,8 +61,12 @@ def queued(worker: Worker) -> list[Any]:
 @pytest.fixture(scope="module")
 def pug() -> Iterator[Pug]:
     client = Pug(send=False)
+    real = client._engine
     yield client
-    client._worker = None  # never started: nothing to drain
+    idle = client._intake._engine
+    if isinstance(idle, IdleEngine):
+        idle.retire()
+    client._engine = client._intake._engine = real
     client.close()
 
 
@@ -61,31 +79,32 @@ props = st.none() | st.dictionaries(st.text(max_size=4), st.integers() | st.text
 
 @settings(max_examples=300, deadline=None)
 @given(distinct_id=ids, kind=kinds, properties=props)
-def test_the_fast_path_queues_what_the_full_path_queues(
+def test_the_fast_path_hands_off_what_the_full_path_hands_off(
     pug: Pug, distinct_id: str, kind: str, properties: dict[str, Any] | None
 ) -> None:
-    worker = idle_worker(pug)
-    rejected = pug.stats().rejected
+    engine = idle_engine(pug)
     # Passing the client's own session id forces the full path and changes nothing else.
     pug.track(distinct_id, kind, properties, session_id=pug.session_id)
     pug.track(distinct_id, kind, properties)  # the kind is known now: fast path when plain
     pug.track(distinct_id, kind, properties)
-    items = queued(worker)
+    items = handed_off(engine)
     if not items:
-        assert pug.stats().rejected == rejected + 3  # refused by both paths alike
+        assert engine.stats().rejected == 3  # refused by both paths alike
         return
     assert len(items) == 3  # accepted by both paths alike
     full, *fast = items
     for item in fast:
-        assert item[:4] == full[:4]
+        assert item[:4] == full[:4]  # event id (none yet), kind, distinct id, session
         assert item[5] == full[5]
         assert item[5] is not properties or properties is None  # a copy, never the caller's dict
         assert item[4] >= full[4]
 
 
-def test_a_queue_past_half_full_makes_the_caller_yield_more_often_as_it_fills(pug: Pug) -> None:
+def test_a_hand_off_past_half_full_makes_the_caller_yield_more_often_as_it_fills(
+    pug: Pug,
+) -> None:
     pauses: list[float] = []
-    worker = idle_worker(pug, limit=1024, pauses=pauses)
+    engine = idle_engine(pug, limit=1024, pauses=pauses)
     for i in range(512):
         pug.track(f"user-{i}", "hot.path")
     assert pauses == []  # below half full the caller never yields
@@ -95,12 +114,15 @@ def test_a_queue_past_half_full_makes_the_caller_yield_more_often_as_it_fills(pu
         for i in range(128):
             pug.track(f"user-{eighth}-{i}", "hot.path")
         counts.append(len(pauses) - before)
-    assert set(pauses) == {0}
+    assert set(pauses) == {0}  # a yield of the lock, never a wait
     assert counts == sorted(counts)
     assert counts[0] >= 1
     assert counts[-1] >= 128 // 4 - 1
     for i in range(100):  # at the bound: still never blocks, the oldest is dropped
         pug.track(f"late-{i}", "hot.path")
-    assert worker.depth()[0] == 1024
-    assert pug.stats().overflowed == 100
-    queued(worker)
+    stats = engine.stats()
+    assert (stats.overflowed, stats.queued) == (100, 1024)
+    items = handed_off(engine)
+    assert len(items) == 1024
+    assert items[-1][2] == "late-99"
+    assert items[0][2] == "user-100"  # the hundred oldest made room

@@ -1,22 +1,35 @@
-"""The tenacity retry policy, against scripted failures of a real loopback server."""
+"""The one retry model (``pug_grpc._retry``), against scripted failures of a real loopback server.
+
+Reads and administration run their calls under :func:`retrying`; the ingestion worker asks
+:meth:`RetrySettings.wait` and :meth:`RetrySettings.allows` itself (its tests are in
+``test_pipeline.py``). Both share the transient/permanent split and the pushback rules here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import grpc
 import pytest
 from pug_grpc.gen.sdk.events.v1 import events_pb2, events_pb2_grpc
 
-from pug_grpc._ingest.retry import (
-    PERMANENT_CODES,
+from pug_grpc._ingest.settings import MAX_BATCH_EVENTS, BatchSettings
+from pug_grpc._retry import (
     TRANSIENT_CODES,
-    call_with_retry,
+    RetrySettings,
     is_transient,
     pushback_seconds,
+    retrying,
 )
-from pug_grpc._ingest.settings import MAX_BATCH_EVENTS, BatchSettings, RetrySettings
-from tests.support.loopback import FakeClock, Loopback, channel_to, serve, trailers
+from tests.support.clock import FakeClock
+from tests.support.loopback import Loopback, channel_to, serve, trailers
+
+PERMANENT_CODES = frozenset(grpc.StatusCode) - TRANSIENT_CODES - {grpc.StatusCode.OK}
+"""Every other code: ``UNAUTHENTICATED`` among them unless its message names a check fault."""
+
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -29,6 +42,28 @@ def lb() -> Iterator[Loopback]:
 def call(lb: Loopback) -> Iterator[events_pb2_grpc.EventsServiceStub]:
     with channel_to(lb) as channel:
         yield events_pb2_grpc.EventsServiceStub(channel)
+
+
+def call_with_retry(
+    fn: Callable[[], T],
+    *,
+    settings: RetrySettings,
+    clock: FakeClock,
+    sleep: Callable[[float], None],
+    uniform: Callable[[float, float], float] | None = None,
+    on_retry: Callable[[BaseException, float], None] | None = None,
+    should_abort: Callable[[], bool] = lambda: False,
+) -> T:
+    """One blocking call under the shared policy, as the reads run theirs."""
+    policy = retrying(
+        settings,
+        clock=clock,
+        sleep=sleep,
+        on_retry=on_retry,
+        should_abort=should_abort,
+        **({"uniform": uniform} if uniform is not None else {}),
+    )
+    return policy(fn)
 
 
 def _attempt(stub: events_pb2_grpc.EventsServiceStub) -> events_pb2.BatchCreateResponse:
@@ -190,11 +225,12 @@ def test_settings_are_validated_and_clamped(caplog: pytest.LogCaptureFixture) ->
         assert BatchSettings(max_size=5000).max_size == MAX_BATCH_EVENTS
     assert "clamp" in caplog.text or "limit" in caplog.text
     defaults = BatchSettings()
-    assert (defaults.max_size, defaults.max_queue_size) == (100, 10_000)
+    assert (defaults.max_size, defaults.max_in_flight) == (100, 8)
     for bad in (
         lambda: BatchSettings(max_size=0),
         lambda: BatchSettings(max_wait=-1),
         lambda: BatchSettings(max_queue_size=True),
+        lambda: BatchSettings(max_queue_bytes=0),
         lambda: RetrySettings(max_attempts=0),
         lambda: RetrySettings(multiplier=0.5),
         lambda: RetrySettings(initial_backoff=5, max_backoff=1),

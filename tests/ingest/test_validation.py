@@ -20,7 +20,6 @@ from pug_grpc.gen.sdk.events.v1 import events_pb2
 from pug_grpc.gen.sdk.profiles.v1 import profiles_pb2
 
 from pug_grpc._ingest.messages import build_event, timestamp_ns
-from pug_grpc._ingest.properties import MAX_TIMESTAMP_NS, MIN_TIMESTAMP_NS
 from pug_grpc._ingest.validation import (
     event_problem,
     identify_problem,
@@ -28,6 +27,7 @@ from pug_grpc._ingest.validation import (
     valid_kind,
     violations,
 )
+from pug_grpc._timestamps import MAX_TIMESTAMP_NS, MIN_TIMESTAMP_NS
 
 GOOD_UUID = "0190a6c5-4f1e-7abc-8def-0123456789ab"
 PARITY = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -547,7 +547,7 @@ def test_the_worst_objects_are_refused_with_a_reason_or_their_bad_parts_dropped(
         # An event too large for any request is dead-lettered at once, not retried.
         pug.track(ENORMOUS, "k")
         result = pug.flush(timeout=10)
-        assert len(result.dead_lettered) == 1
+        assert result.dead_lettered == 1
         assert reports.all[-1].reason == TOO_LARGE
         assert [c.code for c in server.calls] == [grpc.StatusCode.OK] * len(server.calls)
         assert pug.stats().retried == 0

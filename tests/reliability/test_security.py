@@ -116,7 +116,7 @@ def test_tls_with_the_right_root_delivers(
             pug.track("user-1", "tls.test", {"seq": seq})
         result = pug.flush(timeout=10)
     assert result.ok
-    assert len(result.delivered) == 5
+    assert result.accepted == 5
     assert [len(b.events) for b in tls_server.recorder.batches()] == [5]
     assert tls_server.recorder.calls[0].metadata["x-api-key"] == PRIVATE_KEY  # inside TLS
     assert reports.all == []
@@ -142,7 +142,7 @@ def test_tls_with_an_unknown_root_is_refused(
         pug.track("user-1", "tls.refused")
         result = pug.flush(timeout=15)
     assert result.completed
-    assert len(result.dead_lettered) == 1
+    assert result.dead_lettered == 1
     assert tls_server.recorder.calls == [], "no call may pass an unverified handshake"
     (report,) = reports.all
     assert isinstance(report.error, PugError)

@@ -27,9 +27,10 @@ from connectrpc.server import ConnectWSGIApplication, EndpointSync
 from google.protobuf import message_factory
 from google.rpc.status_pb2 import Status
 
+from tests.support.clock import FakeClock
 from tests.support.read_servers import (
+    EPOCH_START,
     SERVICES,
-    FakeClock,
     ReadServer,
     Running,
     _AbortError,
@@ -154,7 +155,7 @@ def serve_endpoints(found: Mapping[str, EndpointSync[Any, Any]]) -> Iterator[int
 @contextmanager
 def serve_connect() -> Iterator[ConnectRunning]:
     """Serve every read/admin service over Connect on 127.0.0.1 port 0 for the block."""
-    clock = FakeClock()
+    clock = FakeClock(EPOCH_START)
     state = ReadServer(now=clock)
     with serve_endpoints(endpoints(state)) as port:
         yield ConnectRunning(state, port, clock)

@@ -394,7 +394,7 @@ SESSION_FIELDS = {
     "/public.auth.v1.AuthService/SignOut",
 }
 
-# The ingestion methods: reached through the `Pug` facade of issue 3 (pug_grpc._pug).
+# The ingestion methods: reached through the `Pug` facade (pug_grpc._pug).
 INGESTION = {
     "/sdk.events.v1.EventsService/BatchCreate": "Pug.track / Pug.flush (batched by the worker)",
     "/sdk.profiles.v1.ProfilesSDKService/Identify": "Pug.identify",

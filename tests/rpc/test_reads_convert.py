@@ -88,14 +88,17 @@ def test_time_range_other_forms(monkeypatch: pytest.MonkeyPatch) -> None:
     assert time_range(tr2) is tr2
     with pytest.raises(PugInvalidArgumentError, match="positive"):
         time_range(timedelta(0))
-    with pytest.raises(PugInvalidArgumentError, match="naive"):
-        time_range((datetime(2026, 1, 1), now))
+    naive = time_range((datetime(2026, 1, 1), now))  # naive means UTC, as everywhere
+    assert getattr(naive, "from").ToDatetime(UTC) == datetime(2026, 1, 1, tzinfo=UTC)
     with pytest.raises(PugInvalidArgumentError, match="unexpected keys"):
         time_range({"since": now})
     with pytest.raises(PugInvalidArgumentError, match="expected"):
         time_range("last week")
-    with pytest.raises(PugInvalidArgumentError, match="ISO 8601"):
+    with pytest.raises(PugInvalidArgumentError, match="not RFC 3339 text or epoch seconds"):
         to_timestamp("yesterday")
+    with pytest.raises(PugInvalidArgumentError, match="looks like milliseconds"):
+        to_timestamp(1_714_557_600_000)
+    assert to_timestamp(1_714_557_600).ToDatetime(UTC) == datetime(2024, 5, 1, 10, tzinfo=UTC)
 
 
 def test_build_nested_dicts_maps_and_well_known_types() -> None:

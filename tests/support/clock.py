@@ -13,10 +13,6 @@ class FakeClock:
     def __call__(self) -> float:
         return self.now
 
-    @property
-    def value(self) -> float:
-        return self.now
-
     def advance(self, seconds: float) -> None:
         self.now += seconds
 

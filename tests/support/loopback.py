@@ -196,24 +196,6 @@ def self_signed_cert(directory: Path) -> SelfSignedCert | None:
     return SelfSignedCert(cert.read_bytes(), key.read_bytes())
 
 
-class FakeClock:
-    """A monotonic clock that only moves when told to (or when something 'sleeps' on it)."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def channel_to(lb: Loopback) -> grpc.Channel:
     """A plain loopback channel with our options (retries off, user agent)."""
     from pug_grpc._transport import open_channel

@@ -42,6 +42,8 @@ from pug_grpc.gen.shared.activity.v1 import activity_pb2, activity_pb2_grpc
 from pug_grpc.gen.shared.insights.v1 import insights_pb2, insights_pb2_grpc
 from pug_grpc.gen.shared.profiles.v1 import profiles_pb2, profiles_pb2_grpc
 
+from tests.support.clock import FakeClock
+
 # (generated *_pb2_grpc module, service name): every service this file serves.
 SERVICES: tuple[tuple[ModuleType, str], ...] = (
     (profiles_pb2_grpc, "ProfilesService"),
@@ -363,17 +365,8 @@ def _service_descriptor(module: ModuleType, service: str) -> Any:
     return pb2.DESCRIPTOR.services_by_name[service]
 
 
-class FakeClock:
-    """Epoch seconds that move only when a test says so."""
-
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self.value = start
-
-    def __call__(self) -> float:
-        return self.value
-
-    def advance(self, seconds: float) -> None:
-        self.value += seconds
+EPOCH_START = 1_800_000_000.0
+"""Where the read servers' clock starts: epoch seconds (2027), unlike the monotonic default."""
 
 
 @dataclass
@@ -385,7 +378,7 @@ class Running:
     def reset(self) -> Running:
         """Forget everything from earlier tests (the server is shared per module for speed)."""
         self.state.reset()
-        self.clock.value = FakeClock().value
+        self.clock.now = EPOCH_START
         return self
 
     @property
@@ -400,7 +393,7 @@ class Running:
 @contextmanager
 def serve() -> Iterator[Running]:
     """Serve every shared/dashboard/public service on 127.0.0.1 port 0 for the block."""
-    clock = FakeClock()
+    clock = FakeClock(EPOCH_START)
     state = ReadServer(now=clock)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     for module, service in SERVICES:

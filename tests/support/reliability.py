@@ -1,4 +1,4 @@
-"""Shared pieces of the reliability suite (issue 8).
+"""Shared pieces of the reliability suite.
 
 - Fixed, random-looking credentials for every local server, so the leak guard knows what to
   look for.

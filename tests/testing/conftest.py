@@ -17,7 +17,7 @@ from pug_grpc.gen.sdk.profiles.v1 import profiles_pb2 as sdk_profiles_pb2
 from pug_grpc.gen.sdk.profiles.v1 import profiles_pb2_grpc as sdk_profiles_pb2_grpc
 
 from pug_grpc.testing import LocalServer
-from tests.support.loopback import FakeClock
+from tests.support.clock import FakeClock
 from tests.support.server import event, key_md
 
 Send = Callable[..., events_pb2.BatchCreateResponse]

@@ -12,7 +12,7 @@ from pug_grpc.gen.public.auth.v1 import auth_pb2, auth_pb2_grpc
 from pug_grpc.gen.shared.profiles.v1 import profiles_pb2, profiles_pb2_grpc
 
 from pug_grpc.testing import LocalServer, ServerConfig
-from tests.support.loopback import FakeClock
+from tests.support.clock import FakeClock
 from tests.support.server import details
 
 pytestmark = pytest.mark.timeout(60)
