@@ -1,4 +1,4 @@
-"""The ingestion engine's performance targets, each checked against the figures of the run (pug defaults)."""
+"""The ingestion engine's performance targets, checked against the run's figures (pug defaults)."""
 
 from __future__ import annotations
 
