@@ -110,9 +110,15 @@ class _Transaction:
 
     def __enter__(self) -> sqlite3.Connection:
         self._lock.acquire()
-        self._outer = not self._db.in_transaction
-        if self._outer:
-            self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._outer = not self._db.in_transaction
+            if self._outer:
+                self._db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            # A call still running when the server closed its database: without this the
+            # lock stayed held, every later call blocked for ever, and so did interpreter exit.
+            self._lock.release()
+            raise
         return self._db
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:

@@ -149,3 +149,30 @@ def test_a_crashing_handler_answers_internal_with_details(
         "INTERNAL",
     )
     assert pug_server.calls[-1].code == grpc.StatusCode.INTERNAL
+
+
+def test_a_call_after_the_database_closed_fails_without_blocking_the_next_ones() -> None:
+    """A handler still running when the server stopped must not leave the store locked: the
+    next handlers (and interpreter exit, which joins them) would wait for ever."""
+    import sqlite3
+    import threading
+
+    from pug_grpc.testing._database import Database
+
+    db = Database()
+    db.close()
+    with pytest.raises(sqlite3.ProgrammingError), db._tx():
+        pass
+    outcome: list[str] = []
+
+    def later_call() -> None:
+        try:
+            with db._tx():
+                outcome.append("entered")
+        except sqlite3.ProgrammingError:
+            outcome.append("refused")
+
+    worker = threading.Thread(target=later_call, daemon=True)
+    worker.start()
+    worker.join(5)
+    assert outcome == ["refused"]
