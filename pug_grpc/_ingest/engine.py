@@ -564,7 +564,13 @@ class Engine:
 
     def after_fork_in_child(self) -> None:
         """Start over: the parent's queue, thread and requests stay the parent's."""
+        pipeline = self._pipeline
         self._reset()
+        if pipeline is not None:
+            try:  # the storage forgets the parent's records (a new pipeline may reuse it)
+                pipeline.storage.after_fork_in_child()
+            except Exception:
+                _log.exception("resetting the storage after fork failed")
 
     def _quiesce(self, pipeline: Pipeline) -> None:
         """On the worker: stop starting requests, let those in flight end, then wait."""

@@ -1,21 +1,30 @@
-"""Where encoded requests wait: the :class:`Storage` interface and :class:`MemoryStorage`.
+"""Where encoded requests wait: the public :class:`Storage` interface and :class:`MemoryStorage`.
 
 The worker appends a :class:`Record` per sealed request (never per ``track()`` call), leases
 the oldest for sending, acknowledges it once every item of it has an outcome, or releases it
 (it goes back to the front) when it could not be resolved. A storage enforces its own byte
-budget: ``append`` returns the records it dropped (oldest first) to make room.
+budget: ``append`` returns the records it dropped (oldest first) to make room, and the client
+reports them as ``QUEUE_OVERFLOW``. docs/storage.md describes the contract;
+:mod:`pug_grpc.testing.storage_conformance` checks an implementation against it.
 """
 
 from __future__ import annotations
 
+import abc
 import zlib
 from collections import deque
-from collections.abc import Sequence
-from typing import Final, Protocol
+from collections.abc import Callable, Sequence
+from typing import ClassVar, Final
 
+import grpc
+
+from pug_grpc._errors import CLIENT_DOMAIN, PugError
 from pug_grpc._ingest.batches import Record
 
-__all__ = ["MemoryStorage", "Storage"]
+__all__ = ["STORAGE_FAILED", "MemoryStorage", "ProblemReporter", "Storage", "StorageError"]
+
+STORAGE_FAILED: Final = "STORAGE_FAILED"
+"""The ``reason`` of a :class:`StorageError`."""
 
 _COMPRESS_ABOVE: Final = 8 * 1024 * 1024
 """Waiting records beyond this many bytes are kept compressed (zlib level 1, about 9x on
@@ -24,44 +33,103 @@ compressed, so a healthy client, even during a burst of tens of thousands of eve
 pays for it."""
 
 
-class Storage(Protocol):
-    """What the ingestion worker needs from a queue of encoded requests.
+class StorageError(PugError):
+    """A storage met a problem it worked around (a bad file, a full disk, a read-only path).
 
-    All methods are called from one thread (the worker), except ``size_bytes`` and
-    ``queued_items`` which ``stats()`` may read from any thread.
+    Handed to ``on_error`` (with no items) and logged, once per problem. ``message`` says
+    which path, what went wrong and what the client does next; ``path`` is the file or
+    directory concerned (empty when there is none).
     """
 
-    def append(self, record: Record) -> Sequence[Record]:
-        """Store ``record``; return the records dropped to stay within the byte budget."""
-        ...
+    def __init__(self, message: str, *, path: str = "", cause: str = "") -> None:
+        metadata = {k: v for k, v in (("path", path), ("cause", cause)) if v}
+        super().__init__(
+            message,
+            code=grpc.StatusCode.UNAVAILABLE,
+            reason=STORAGE_FAILED,
+            domain=CLIENT_DOMAIN,
+            metadata=metadata,
+        )
+        self.path = path
+        self.cause = cause
 
+
+ProblemReporter = Callable[[StorageError], None]
+"""What :meth:`Storage.open` receives: call it with each problem the storage worked around."""
+
+
+class Storage(abc.ABC):
+    """A queue of encoded requests for one client (subclass it to write your own).
+
+    Every method is called from one thread, the client's worker (the caller's own thread in
+    ``sync_mode``), except :meth:`size_bytes` and :meth:`queued_items`, which ``stats()`` may
+    read from any thread. Methods must not raise: a storage that cannot do its job reports it
+    (through the ``report`` given to :meth:`open`) and goes on in memory. One instance serves
+    one client.
+
+    Seven methods are required; the others have defaults that suit a storage whose records
+    die with the process (like :class:`MemoryStorage`).
+    """
+
+    persistent: ClassVar[bool] = False
+    """Records survive the process: a later client on the same storage sends what is left."""
+
+    def open(self, report: ProblemReporter) -> None:  # noqa: B027 - optional hook
+        """Called once before any other call. Keep it cheap (no file work: first use does it)."""
+
+    @abc.abstractmethod
+    def append(self, record: Record) -> Sequence[Record]:
+        """Store ``record``; return the records dropped (oldest first) to stay within budget.
+
+        The newest record is kept even when it alone exceeds the budget.
+        """
+
+    @abc.abstractmethod
     def lease(self) -> Record | None:
         """The oldest stored record not leased yet, now leased (``None`` when there is none)."""
-        ...
 
+    @abc.abstractmethod
     def ack(self, record: Record) -> None:
-        """Forget a leased record: every item of it has an outcome."""
-        ...
+        """Forget a leased record: every item of it has an outcome. Unknown keys are ignored."""
 
+    @abc.abstractmethod
     def release(self, record: Record) -> None:
-        """Put a leased record back, first in line (it will be leased again)."""
-        ...
+        """Put a leased record back, ahead of every record never leased."""
 
+    @abc.abstractmethod
     def size_bytes(self) -> int:
-        """Bytes held for waiting and leased records."""
-        ...
+        """Payload bytes held for waiting and leased records (what ``max_bytes`` bounds)."""
 
+    @abc.abstractmethod
     def queued_items(self) -> int:
         """Items (events and identify calls) in records that are not leased."""
-        ...
 
+    @abc.abstractmethod
     def drain(self) -> list[Record]:
-        """Remove and return every record that is not leased (shutdown, fork)."""
-        ...
+        """Return every record not leased: this client will not send them (close ran out of
+        time). A persistent storage keeps them for a later client; others forget them."""
 
-    def close(self) -> None:
-        """Release what the storage holds (files, connections)."""
-        ...
+    def recover(self, window: int) -> int:
+        """Take in records left by clients that ended (at start, and from time to time).
+
+        They belong to flush window ``window`` from now on (``lease`` returns them with it);
+        returns how many items they hold, which the client adds to its accounts. Called
+        often: return 0 quickly when there is nothing to look for.
+        """
+        return 0
+
+    def take_lost(self) -> list[Record]:
+        """Records counted by ``append`` or ``recover`` that the storage can no longer give
+        back (their file turned out corrupt): the client dead-letters them. Usually empty."""
+        return []
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child, before any other call: forget what the parent holds, without
+        closing or touching anything of the parent's (files, locks, connections)."""
+        self.drain()
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the storage holds (files, connections); the client is closed."""
 
 
 class _Stored:
@@ -84,19 +152,24 @@ class _Stored:
         return Record(r.kind, zlib.decompress(self.data), r.count, r.window, r.key)
 
 
-class MemoryStorage:
+class MemoryStorage(Storage):
     """The default storage: a deque in memory, bounded by ``max_bytes``.
 
     Nothing survives the process. Records waiting behind the first few MiB are compressed.
     """
 
-    def __init__(self, *, max_bytes: int) -> None:
+    def __init__(self, *, max_bytes: int = 48 * 1024 * 1024) -> None:
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise ValueError(f"max_bytes must be an integer >= 1, not {max_bytes!r}")
         self._max_bytes = max_bytes
         self._waiting: deque[_Stored] = deque()
         self._leased: dict[int, int] = {}  # key -> bytes counted for it
         self._waiting_bytes = 0
         self._leased_bytes = 0
         self._waiting_items = 0
+
+    def __repr__(self) -> str:
+        return f"MemoryStorage(max_bytes={self._max_bytes})"
 
     def append(self, record: Record) -> list[Record]:
         stored = _Stored(record, compress=self._waiting_bytes >= _COMPRESS_ABOVE)
@@ -147,6 +220,11 @@ class MemoryStorage:
         self._waiting_bytes = 0
         self._waiting_items = 0
         return out
+
+    def after_fork_in_child(self) -> None:
+        self.drain()
+        self._leased.clear()
+        self._leased_bytes = 0
 
     def close(self) -> None:
         self.drain()
