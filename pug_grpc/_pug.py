@@ -282,6 +282,8 @@ class Pug:
         finalizer.atexit = False  # the exit hook drains with its own budget
         process.on_fork_in_child(self._after_fork_in_child)
         warm_up()
+        if storage is not None and storage.persistent:
+            engine.start()  # what an earlier process left goes out without waiting for a call
 
     def _current_session(self) -> str:
         return self._session_id

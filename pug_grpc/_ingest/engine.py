@@ -258,6 +258,14 @@ class Engine:
         self._put_control(_Completion(attempt, reply))
 
     # -- start ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start now rather than at the first item (a persistent storage may hold some)."""
+        if self._phase is Phase.NEW:
+            self._start()
+            self._put_control(_WAKE)
+            if not self.threaded:
+                self._drive()
+
     def _start(self) -> None:
         with self._lock:
             if self._phase is not Phase.NEW or self._starting:

@@ -285,6 +285,9 @@ class Pipeline:
                 times.append(self._page.started_at + self._batch.max_wait)
             if self._waiting:
                 times.append(self._waiting[0].ready_at)
+        every = self.storage.recover_every
+        if every is not None:
+            times.append(now + every)  # look for what ended clients left, even when idle
         return min(times) if times else None
 
     def _spent(self, attempt: Attempt, now: float) -> bool:

@@ -209,6 +209,7 @@ class SqliteStorage(Storage):
         self._max_bytes = max_bytes
         self._synchronous = synchronous
         self._interval = float(takeover_interval)
+        self.recover_every = self._interval
         self._report: ProblemReporter = lambda _error: None
         self._reset()
         _open_storages.add(self)
@@ -261,12 +262,11 @@ class SqliteStorage(Storage):
         return self._trim()
 
     def _trim(self) -> list[Record]:
-        """Drop the oldest waiting records on disk while over budget (the newest stays)."""
+        """Drop the oldest waiting records on disk while over budget. The newest stays: it is
+        the last one on disk, or in memory when the file failed (memory keeps its own budget)."""
         dropped: list[Record] = []
-        while (
-            self._bytes + self._memory.size_bytes() > self._max_bytes
-            and self._waiting
-            and len(self._waiting) + len(self._leased) + self._memory.queued_items() > 1
+        while self._bytes + self._memory.size_bytes() > self._max_bytes and len(self._waiting) > (
+            1 if self._home is not None else 0
         ):
             entry = self._pop()
             payload = self._read(entry)

@@ -74,6 +74,10 @@ class Storage(abc.ABC):
     persistent: ClassVar[bool] = False
     """Records survive the process: a later client on the same storage sends what is left."""
 
+    recover_every: float | None = None
+    """Seconds between calls of :meth:`recover` while the client is idle (None: only when the
+    worker runs anyway)."""
+
     def open(self, report: ProblemReporter) -> None:  # noqa: B027 - optional hook
         """Called once before any other call. Keep it cheap (no file work: first use does it)."""
 
