@@ -85,3 +85,18 @@ def wait_for_line(proc: subprocess.Popen[str], prefix: str) -> str:
     proc.wait(5)
     errors = proc.stderr.read() if proc.stderr else ""
     raise AssertionError(f"child ended before {prefix!r}: {errors}")
+
+
+def wait_for_lines(proc: subprocess.Popen[str], *prefixes: str) -> dict[str, str]:
+    """Read the child's stdout until a line with each prefix came, in any order."""
+    assert proc.stdout is not None
+    seen: dict[str, str] = {}
+    for line in proc.stdout:
+        for prefix in prefixes:
+            if line.startswith(prefix + " ") or line.strip() == prefix:
+                seen[prefix] = line.strip()
+        if len(seen) == len(prefixes):
+            return seen
+    proc.wait(5)
+    errors = proc.stderr.read() if proc.stderr else ""
+    raise AssertionError(f"child ended with only {sorted(seen)} of {prefixes}: {errors}")
