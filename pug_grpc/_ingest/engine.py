@@ -262,9 +262,7 @@ class Engine:
         """Start now rather than at the first item (a persistent storage may hold some)."""
         if self._phase is Phase.NEW:
             self._start()
-            self._put_control(_WAKE)
-            if not self.threaded:
-                self._drive()
+            self._put_control(_WAKE)  # in sync_mode, the first call drives it
 
     def _start(self) -> None:
         with self._lock:
