@@ -66,12 +66,14 @@ class _Shard:
 
     __slots__ = ("conn", "lock_fd", "name", "path", "rank")
 
-    def __init__(self, path: str, lock_fd: int, conn: sqlite3.Connection, rank: int) -> None:
+    def __init__(self, path: str, lock_fd: int, conn: sqlite3.Connection) -> None:
         self.path = path
         self.name = os.path.basename(path)
         self.lock_fd = lock_fd
         self.conn = conn
-        self.rank = rank
+        stamp = self.name[len(_PREFIX) : len(_PREFIX) + 20]
+        self.rank = int(stamp) if stamp.isdigit() else 0
+        """When the file was created (from its name): older files' records go first."""
 
 
 class _Entry:
@@ -233,7 +235,6 @@ class SqliteStorage(Storage):
         self._lost: list[Record] = []
         self._said: set[tuple[str, str]] = set()
         self._skipped: set[str] = set()
-        self._next_rank = -1
 
     # -- the interface ------------------------------------------------------------------------
     def open(self, report: ProblemReporter) -> None:
@@ -273,7 +274,8 @@ class SqliteStorage(Storage):
             if payload is None:
                 continue  # counted as lost instead
             self._bytes -= entry.size
-            self._delete(entry)
+            if self._delete(entry):
+                self._retire_if_empty(entry.shard)
             dropped.append(self._record(entry, payload))
         return dropped
 
@@ -404,7 +406,7 @@ class SqliteStorage(Storage):
             os.close(fd)
             raise
         _log.debug("spool file %s opened", base + _DB)
-        return _Shard(base + _DB, fd, conn, rank=0)
+        return _Shard(base + _DB, fd, conn)
 
     def _configure(self, conn: sqlite3.Connection) -> None:
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -462,8 +464,7 @@ class SqliteStorage(Storage):
             self._set_aside(path, bad.cause, bad.detail)
             self._drop_lock(lock_path, fd)
             return
-        shard = _Shard(path, fd, conn, rank=self._next_rank)
-        self._next_rank -= 1
+        shard = _Shard(path, fd, conn)
         if not rows:
             self._close_shard(shard, keep=False)
             return
@@ -561,8 +562,13 @@ class SqliteStorage(Storage):
         )
 
     def _retire_if_empty(self, shard: _Shard) -> None:
-        """An adopted file with nothing left in it is deleted."""
-        if shard is not self._home and shard in self._adopted and not self._holds(shard):
+        """An adopted file with nothing left in it is deleted (drained records stay in it)."""
+        if (
+            shard is not self._home
+            and shard in self._adopted
+            and not self._holds(shard)
+            and not self._has_rows(shard)
+        ):
             self._adopted.remove(shard)
             self._close_shard(shard, keep=False)
 
