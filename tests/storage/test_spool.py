@@ -299,3 +299,17 @@ def test_track_never_raises_whatever_the_spool_does(server: LocalServer, tmp_pat
     assert pug.flush(10).accepted == 100
     pug.close()
     assert len(reports.of("STORAGE_FAILED")) == 1
+
+
+def test_identify_calls_wait_in_the_spool_too(server: LocalServer, tmp_path: Path) -> None:
+    server.faults.outage()
+    first = client(server, storage=SqliteStorage(tmp_path))
+    first.identify("user-1", {"plan": "pro"})
+    first.alias("anon-1", "user-1")
+    first.close(0.3)
+    assert first.stats().undelivered == 2
+    server.faults.end_outage()
+    second = client(server, storage=SqliteStorage(tmp_path))
+    assert second.flush(10).identified == 2
+    second.close()
+    assert sorted(i.external_id for i in server.identifies) == ["user-1", "user-1"]
