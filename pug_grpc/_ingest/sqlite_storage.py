@@ -233,6 +233,9 @@ class SqliteStorage(Storage):
         self._next_scan = 0.0
         self._found_items = 0
         self._lost: list[Record] = []
+        self._dropped: list[Record] = []
+        """Dropped by the memory budget while moving records off a failed file (the next
+        ``append`` returns them)."""
         self._said: set[tuple[str, str]] = set()
         self._skipped: set[str] = set()
 
@@ -265,7 +268,7 @@ class SqliteStorage(Storage):
     def _trim(self) -> list[Record]:
         """Drop the oldest waiting records on disk while over budget. The newest stays: it is
         the last one on disk, or in memory when the file failed (memory keeps its own budget)."""
-        dropped: list[Record] = []
+        dropped, self._dropped = self._dropped, []
         while self._bytes + self._memory.size_bytes() > self._max_bytes and len(self._waiting) > (
             1 if self._home is not None else 0
         ):
@@ -384,7 +387,9 @@ class SqliteStorage(Storage):
         if fd is None:  # a fresh random name is never held; be safe anyway
             raise OSError(errno.EEXIST, "spool lock held", base + _LOCK)
         try:
-            conn = sqlite3.connect(base + _DB, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                base + _DB, timeout=2.0, isolation_level=None, check_same_thread=False
+            )
             try:
                 # In rollback mode first, so that the header and schema are in the main file
                 # (a reader can check the header without SQLite), then WAL for good.
@@ -414,7 +419,6 @@ class SqliteStorage(Storage):
             raise sqlite3.OperationalError(f"WAL mode is not available here (got {mode})")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         conn.execute("PRAGMA journal_size_limit = 4194304")
-        conn.execute("PRAGMA busy_timeout = 2000")
 
     # -- taking over files of processes that died -------------------------------------------
     def _take_over(self, window: int) -> None:
@@ -499,6 +503,7 @@ class SqliteStorage(Storage):
         conn = sqlite3.connect(
             f"file:{urllib.parse.quote(path)}?mode=rw",
             uri=True,
+            timeout=2.0,
             isolation_level=None,
             check_same_thread=False,
         )
@@ -649,7 +654,7 @@ class SqliteStorage(Storage):
                 self._lost.append(self._record(entry, b""))
                 lost += entry.count
             else:
-                self._memory.append(self._record(entry, payload))
+                self._dropped.extend(self._memory.append(self._record(entry, payload)))
                 moved += entry.count
         heapq.heapify(keep)
         self._waiting = keep

@@ -37,11 +37,14 @@ def spooled_event_ids(directory: Path) -> list[str]:
 
 
 def spooled_items(directory: Path) -> int:
+    """Items stored in the spool files (a file still being created counts 0)."""
     total = 0
     for path in spool_files(directory):
         conn = sqlite3.connect(path)
         try:
             total += conn.execute("SELECT COALESCE(SUM(count), 0) FROM records").fetchone()[0]
+        except sqlite3.OperationalError:  # no table yet: its process is creating it
+            pass
         finally:
             conn.close()
     return total
