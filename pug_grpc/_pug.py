@@ -30,7 +30,8 @@ from pug_grpc._ingest.outcomes import FlushResult, Stats
 from pug_grpc._ingest.reports import Reporter, safe_reporter
 from pug_grpc._ingest.settings import BatchSettings
 from pug_grpc._ingest.sink import ConnectSink, GrpcSink, NullSink, Sink
-from pug_grpc._ingest.storage import Storage
+from pug_grpc._ingest.sqlite_storage import SqliteStorage
+from pug_grpc._ingest.storage import GuardedStorage, MemoryStorage, Storage
 from pug_grpc._names import (
     ENV_API_KEY,
     ENV_ENDPOINT,
@@ -243,6 +244,10 @@ class Pug:
         encoded = not interceptors and channel is None
 
         settings = batch if batch is not None else BatchSettings()
+        queue: Storage | None = storage
+        if storage is not None and not isinstance(storage, MemoryStorage | SqliteStorage):
+            # a storage of the user's: what it raises is reported, not fatal
+            queue = GuardedStorage(storage, max_bytes=settings.max_queue_bytes)
 
         def make_sink() -> Sink:
             if not send:
@@ -268,7 +273,7 @@ class Pug:
             retry=retry,
             report=safe_reporter(on_error),
             make_sink=make_sink,
-            make_storage=None if storage is None else (lambda: storage),
+            make_storage=None if queue is None else (lambda: queue),
             on_closed=holder.close,
             connection_problem=connection_problem,
             threaded=not sync_mode,

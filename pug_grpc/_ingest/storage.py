@@ -11,6 +11,7 @@ reports them as ``QUEUE_OVERFLOW``. docs/storage.md describes the contract;
 from __future__ import annotations
 
 import abc
+import logging
 import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -21,7 +22,16 @@ import grpc
 from pug_grpc._errors import CLIENT_DOMAIN, PugError
 from pug_grpc._ingest.batches import Record
 
-__all__ = ["STORAGE_FAILED", "MemoryStorage", "ProblemReporter", "Storage", "StorageError"]
+__all__ = [
+    "STORAGE_FAILED",
+    "GuardedStorage",
+    "MemoryStorage",
+    "ProblemReporter",
+    "Storage",
+    "StorageError",
+]
+
+_log = logging.getLogger("pug_grpc.storage")
 
 STORAGE_FAILED: Final = "STORAGE_FAILED"
 """The ``reason`` of a :class:`StorageError`."""
@@ -232,3 +242,152 @@ class MemoryStorage(Storage):
 
     def close(self) -> None:
         self.drain()
+
+
+class GuardedStorage(Storage):
+    """A storage written by the user, with whatever it raises turned into a report and memory.
+
+    The first exception is logged and reported once (a :class:`StorageError`); from then on
+    the client keeps its queue in memory. What the failed storage still holds is moved to
+    memory when its ``drain()`` works; records leased from it are acknowledged in it while it
+    answers, and go to memory when released.
+    """
+
+    def __init__(self, inner: Storage, *, max_bytes: int) -> None:
+        self.inner = inner
+        self._memory = MemoryStorage(max_bytes=max_bytes)
+        self._failed = False
+        self._report: ProblemReporter = lambda _error: None
+        self._from_memory: set[int] = set()
+        self._dropped: list[Record] = []
+        self.recover_every = getattr(inner, "recover_every", None)
+
+    def __repr__(self) -> str:
+        return repr(self.inner)
+
+    def _fail(self, exc: BaseException, doing: str) -> None:
+        if self._failed:
+            return
+        self._failed = True
+        moved = 0
+        try:
+            for record in self.inner.drain():
+                self._dropped.extend(self._memory.append(record))
+                moved += record.count
+            where = f"{moved} queued item(s) moved to memory"
+        except Exception as again:
+            where = f"what it holds could not be moved ({again!r}) and is not sent"
+        message = (
+            f"the storage {self.inner!r} raised while {doing}: {exc!r}; {where}; the client "
+            f"keeps its queue in memory from now on"
+        )
+        _log.error("%s", message)
+        try:
+            self._report(StorageError(message, cause=type(exc).__name__))
+        except Exception:
+            _log.exception("reporting a storage problem failed")
+
+    def open(self, report: ProblemReporter) -> None:
+        self._report = report
+        try:
+            self.inner.open(report)
+        except Exception as exc:
+            self._fail(exc, "opening")
+
+    def append(self, record: Record) -> list[Record]:
+        dropped, self._dropped = self._dropped, []
+        if not self._failed:
+            try:
+                return dropped + list(self.inner.append(record))
+            except Exception as exc:
+                self._fail(exc, "storing a request")
+                dropped += self._dropped
+                self._dropped = []
+        return dropped + self._memory.append(record)
+
+    def lease(self) -> Record | None:
+        if not self._failed:
+            try:
+                record = self.inner.lease()
+            except Exception as exc:
+                self._fail(exc, "leasing a request")
+            else:
+                if record is not None:
+                    return record
+        record = self._memory.lease()
+        if record is not None:
+            self._from_memory.add(record.key)
+        return record
+
+    def ack(self, record: Record) -> None:
+        if record.key in self._from_memory:
+            self._from_memory.discard(record.key)
+            self._memory.ack(record)
+        elif not self._failed:
+            try:
+                self.inner.ack(record)
+            except Exception as exc:
+                self._fail(exc, "acknowledging a request")
+
+    def release(self, record: Record) -> None:
+        if record.key not in self._from_memory and not self._failed:
+            try:
+                self.inner.release(record)
+                return
+            except Exception as exc:
+                self._fail(exc, "releasing a request")
+        self._from_memory.discard(record.key)
+        self._memory.release(record)
+
+    def _inner_count(self, name: str) -> int:
+        if self._failed:
+            return 0
+        try:
+            return int(getattr(self.inner, name)())
+        except Exception:
+            return 0
+
+    def size_bytes(self) -> int:
+        return self._inner_count("size_bytes") + self._memory.size_bytes()
+
+    def queued_items(self) -> int:
+        return self._inner_count("queued_items") + self._memory.queued_items()
+
+    def drain(self) -> list[Record]:
+        out: list[Record] = []
+        if not self._failed:
+            try:
+                out = list(self.inner.drain())
+            except Exception as exc:
+                self._fail(exc, "draining")
+        return out + self._memory.drain()
+
+    def recover(self, window: int) -> int:
+        if self._failed:
+            return 0
+        try:
+            return int(self.inner.recover(window))
+        except Exception as exc:
+            self._fail(exc, "looking for what ended clients left")
+            return 0
+
+    def take_lost(self) -> list[Record]:
+        try:
+            return list(self.inner.take_lost())
+        except Exception:
+            return []
+
+    def after_fork_in_child(self) -> None:
+        try:
+            self.inner.after_fork_in_child()
+        except Exception:
+            _log.exception("resetting the storage after fork failed")
+        self._memory.after_fork_in_child()
+        self._from_memory.clear()
+
+    def close(self) -> None:
+        try:
+            self.inner.close()
+        except Exception:
+            _log.exception("closing the storage failed")
+        self._memory.close()
