@@ -16,22 +16,26 @@ it can still read into memory and goes on in memory until the client is closed.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
-import fcntl
 import heapq
 import logging
 import os
 import secrets
 import sqlite3
-import struct
 import time
 import urllib.parse
 import weakref
-from collections.abc import Iterator
 from typing import Final, Literal
 
 from pug_grpc._ingest.batches import EVENTS, IDENTIFY, Kind, Record
+from pug_grpc._ingest.spool_files import (
+    UnusableFileError,
+    cause_of,
+    leak,
+    read_header,
+    take_lock,
+    utc_stamp,
+)
 from pug_grpc._ingest.storage import MemoryStorage, ProblemReporter, Storage, StorageError
 
 __all__ = ["SCHEMA_VERSION", "SqliteStorage"]
@@ -53,10 +57,6 @@ _KINDS: Final[dict[int, Kind]] = {0: EVENTS, 1: IDENTIFY}
 _REPORTED_PAYLOAD_ITEMS: Final = 1000
 """``drain`` reads payloads for this many items (a report shows no more); the rest stay on
 disk, returned without their payload."""
-
-_abandoned: list[sqlite3.Connection] = []
-"""Connections a forked child inherited: never used nor closed there (closing could checkpoint
-or delete the parent's write-ahead log)."""
 
 _open_storages: weakref.WeakSet[SqliteStorage] = weakref.WeakSet()
 
@@ -101,78 +101,6 @@ class _Entry:
 
 _Row = tuple[int, Kind, int, int]
 """``(rowid, kind, count, payload bytes)`` of a stored record."""
-
-
-class _UnusableFileError(Exception):
-    """A spool file that cannot be used: ``cause`` names why (``corrupt``, ``incompatible``)."""
-
-    def __init__(self, cause: str, detail: str) -> None:
-        super().__init__(detail)
-        self.cause = cause
-        self.detail = detail
-
-
-def _cause_of(error: BaseException) -> str:
-    """A short name for why a file operation failed (for messages and set-aside names)."""
-    name = getattr(error, "sqlite_errorname", "") or ""
-    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
-        return "corrupt"
-    if name.startswith("SQLITE_FULL") or getattr(error, "errno", None) == errno.ENOSPC:
-        return "disk full"
-    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")) or getattr(
-        error, "errno", None
-    ) in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return "not writable"
-    return "i/o error"
-
-
-def _utc_stamp() -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-
-
-def _take_lock(path: str) -> int | None:
-    """An exclusive ``flock`` on ``path`` (created if missing), or None if a live process
-    holds it. The lock is checked to still be the file at ``path`` (not one just unlinked)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    except BaseException:
-        os.close(fd)
-        raise
-    try:
-        same = os.stat(path).st_ino == os.fstat(fd).st_ino
-    except FileNotFoundError:
-        same = False
-    if not same:
-        os.close(fd)
-        return None
-    return fd
-
-
-def _header(path: str) -> tuple[int, int]:
-    """``(user_version, application_id)`` read from the file header, without SQLite (which
-    could write to a file it opens); raises :class:`_UnusableFileError` unless SQLite 3."""
-    with open(path, "rb") as f:
-        head = f.read(100)
-    if len(head) < 100:
-        raise _UnusableFileError(
-            "corrupt", f"truncated: {len(head)} bytes, not even a SQLite header"
-        )
-    if not head.startswith(b"SQLite format 3\x00"):
-        raise _UnusableFileError("corrupt", "not a SQLite database")
-    (user_version,) = struct.unpack(">i", head[60:64])
-    (application_id,) = struct.unpack(">I", head[68:72])
-    return user_version, application_id
-
-
-def _leak(conn: sqlite3.Connection) -> None:
-    """Keep an inherited connection alive for good, even through interpreter shutdown."""
-    _abandoned.append(conn)
-    with contextlib.suppress(Exception):
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(conn))
 
 
 class SqliteStorage(Storage):
@@ -374,16 +302,16 @@ class SqliteStorage(Storage):
             self._home = self._create_home()
         except (OSError, sqlite3.Error) as exc:
             self._say(
-                _cause_of(exc),
+                cause_of(exc),
                 self.path,
-                f"cannot create a spool in {self.path}: {_cause_of(exc)} ({exc}); queued events "
+                f"cannot create a spool in {self.path}: {cause_of(exc)} ({exc}); queued events "
                 f"stay in memory for this process and are lost if it dies",
             )
 
     def _create_home(self) -> _Shard:
         name = f"{_PREFIX}{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
         base = os.path.join(self.path, name)
-        fd = _take_lock(base + _LOCK)
+        fd = take_lock(base + _LOCK)
         if fd is None:  # a fresh random name is never held; be safe anyway
             raise OSError(errno.EEXIST, "spool lock held", base + _LOCK)
         try:
@@ -446,7 +374,7 @@ class SqliteStorage(Storage):
 
     def _adopt(self, path: str, window: int) -> None:
         lock_path = path[: -len(_DB)] + _LOCK
-        fd = _take_lock(lock_path)
+        fd = take_lock(lock_path)
         if fd is None:
             return  # a live process owns it
         if not os.path.exists(path):  # its owner deleted it just now (it was empty)
@@ -454,7 +382,7 @@ class SqliteStorage(Storage):
             return
         try:
             conn, rows = self._open_orphan(path)
-        except _UnusableFileError as bad:
+        except UnusableFileError as bad:
             if bad.cause == "newer":
                 self._skipped.add(path)
                 os.close(fd)
@@ -487,17 +415,17 @@ class SqliteStorage(Storage):
         self, path: str
     ) -> tuple[sqlite3.Connection, list[tuple[int, Kind, int, int]]]:
         """Check a file left by another process and read its index (or raise why not)."""
-        user_version, application_id = _header(path)
+        user_version, application_id = read_header(path)
         if application_id != _APPLICATION_ID:
-            raise _UnusableFileError(
+            raise UnusableFileError(
                 "incompatible", f"application_id {application_id:#x} is not pug-grpc's"
             )
         if user_version > SCHEMA_VERSION:
-            raise _UnusableFileError(
+            raise UnusableFileError(
                 "newer", f"schema version {user_version}, this one reads {SCHEMA_VERSION}"
             )
         if user_version != SCHEMA_VERSION:
-            raise _UnusableFileError(
+            raise UnusableFileError(
                 "incompatible", f"schema version {user_version}, this one reads {SCHEMA_VERSION}"
             )
         conn = sqlite3.connect(
@@ -510,7 +438,7 @@ class SqliteStorage(Storage):
         try:
             check = conn.execute("PRAGMA quick_check").fetchall()
             if check != [("ok",)]:
-                raise _UnusableFileError("corrupt", "; ".join(str(r[0]) for r in check[:3]))
+                raise UnusableFileError("corrupt", "; ".join(str(r[0]) for r in check[:3]))
             self._configure(conn)
             rows: list[_Row] = []
             for rowid, code, count, size in conn.execute(
@@ -518,11 +446,11 @@ class SqliteStorage(Storage):
             ):
                 kind = _KINDS.get(code)
                 if kind is None or not isinstance(count, int) or count < 1:
-                    raise _UnusableFileError("corrupt", f"row {rowid} is not a stored request")
+                    raise UnusableFileError("corrupt", f"row {rowid} is not a stored request")
                 rows.append((rowid, kind, count, int(size)))
         except sqlite3.Error as exc:
             conn.close()
-            raise _UnusableFileError("corrupt", str(exc)) from exc
+            raise UnusableFileError("corrupt", str(exc)) from exc
         except BaseException:
             conn.close()
             raise
@@ -530,7 +458,7 @@ class SqliteStorage(Storage):
 
     def _set_aside(self, path: str, cause: str, detail: str) -> None:
         """Rename a file (and its sidecars) out of the spool's way, untouched, and say so."""
-        aside = f"{path}.{cause.replace(' ', '-')}-{_utc_stamp()}"
+        aside = f"{path}.{cause.replace(' ', '-')}-{utc_stamp()}"
         try:
             os.rename(path, aside)
             for sidecar in _SIDECARS:
@@ -634,7 +562,7 @@ class SqliteStorage(Storage):
 
     def _failed(self, shard: _Shard, exc: BaseException, doing: str) -> None:
         """A file failed: move what can be read into memory, then set it aside or delete it."""
-        cause = _cause_of(exc)
+        cause = cause_of(exc)
         moved = lost = 0
         keep: list[_Entry] = []
         for entry in self._waiting:
@@ -665,7 +593,7 @@ class SqliteStorage(Storage):
         with contextlib.suppress(sqlite3.Error):
             shard.conn.close()
         if cause == "corrupt":
-            aside = f"{shard.path}.corrupt-{_utc_stamp()}"
+            aside = f"{shard.path}.corrupt-{utc_stamp()}"
             with contextlib.suppress(OSError):
                 os.rename(shard.path, aside)
                 for sidecar in _SIDECARS:
@@ -707,16 +635,10 @@ class SqliteStorage(Storage):
     def _abandon_parent(self) -> None:
         """In a forked child: the parent's files, locks and connections stay the parent's."""
         for shard in [*self._adopted, *([self._home] if self._home else [])]:
-            _leak(shard.conn)
+            leak(shard.conn)
             with contextlib.suppress(OSError):
                 os.close(shard.lock_fd)  # our copy only: the parent's lock stays held
         self._reset()
-
-
-def _entries_of(storage: SqliteStorage) -> Iterator[_Entry]:
-    """Every entry a storage holds (tests check the accounts against it)."""
-    yield from storage._waiting
-    yield from storage._leased.values()
 
 
 def _after_fork_in_child() -> None:

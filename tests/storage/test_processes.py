@@ -127,7 +127,7 @@ def test_four_processes_on_one_spool_deliver_every_event_once(
 
 
 FORKER = """
-from pug_grpc._ingest import sqlite_storage
+from pug_grpc._ingest import spool_files
 pug = client()
 for seq in range(300):
     pug.track("parent", "fork.test", {"seq": seq, "proc": 0})
@@ -139,7 +139,7 @@ if pid == 0:
         pug.track("child", "fork.test", {"seq": seq, "proc": 1})
     pug.flush(0.5)
     child_file = pug._engine._pipeline.storage._home.path
-    print("CHILD", child_file != parent_file, len(sqlite_storage._abandoned) >= 1, flush=True)
+    print("CHILD", child_file != parent_file, len(spool_files.abandoned) >= 1, flush=True)
     sys.stdin.readline()
     pug.flush(30)
     pug.close(30)
