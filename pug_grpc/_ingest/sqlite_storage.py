@@ -356,6 +356,7 @@ class SqliteStorage(Storage):
             _log.debug("cannot list %s: %s", self.path, exc)
             return
         mine = {s.name for s in self._adopted} | ({self._home.name} if self._home else set())
+        self._sweep_locks(names)
         for name in names:
             if not (name.startswith(_PREFIX) and name.endswith(_DB)) or name in mine:
                 continue
@@ -368,6 +369,27 @@ class SqliteStorage(Storage):
                 self._adopt(path, window)
             except OSError as exc:
                 _log.debug("could not take over %s: %s", path, exc)
+
+    def _sweep_locks(self, names: list[str]) -> None:
+        """Remove lock files whose spool file is gone and whose process is too (a process
+        that died between deleting its empty file and its lock)."""
+        present = set(names)
+        for name in names:
+            if not (name.startswith(_PREFIX) and name.endswith(_LOCK)):
+                continue
+            if name[: -len(_LOCK)] + _DB in present:
+                continue
+            lock_path = os.path.join(self.path, name)
+            try:
+                fd = take_lock(lock_path)
+            except OSError:
+                continue
+            if fd is None:
+                continue  # its process lives (it may be creating its file right now)
+            if os.path.exists(lock_path[: -len(_LOCK)] + _DB):
+                os.close(fd)  # created since the listing: a later look adopts it
+            else:
+                self._drop_lock(lock_path, fd)
 
     def _held_bytes(self) -> int:
         return self._bytes + self._memory.size_bytes()
