@@ -331,3 +331,16 @@ def test_a_lock_left_without_its_file_is_removed_and_a_live_ones_kept(tmp_path: 
     other.close()
     live.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_synchronous_setting_and_bad_options(tmp_path: Path) -> None:
+    storage = SqliteStorage(tmp_path, synchronous="FULL")
+    storage.open(lambda error: None)
+    storage.recover(0)
+    assert storage._home is not None
+    assert storage._home.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert storage._home.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    storage.close()
+    for bad in ({"max_bytes": 0}, {"synchronous": "OFF"}, {"takeover_interval": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            SqliteStorage(tmp_path, **bad)  # type: ignore[arg-type]

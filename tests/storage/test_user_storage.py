@@ -86,3 +86,43 @@ def test_a_users_storage_that_raises_is_reported_once_and_memory_takes_over() ->
     assert isinstance(problem.error, StorageError)
     assert "the queue service went away" in problem.error.message
     assert "memory" in problem.error.message
+
+
+class LosingStorage(ListStorage):
+    """Loses the first record it is given, as a storage does whose file turned out corrupt."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost: list[Record] = []
+        self.lost_items = 0
+
+    def append(self, record: Record) -> list[Record]:
+        if not self.lost_items:
+            self.lost.append(record)
+            self.lost_items = record.count
+            return []
+        return super().append(record)
+
+    def take_lost(self) -> list[Record]:
+        out, self.lost = self.lost, []
+        return out
+
+
+def test_records_a_storage_lost_are_dead_lettered_and_the_accounts_add_up() -> None:
+    reports = Reports()
+    storage = LosingStorage()
+    with pug_server() as server:
+        pug = client(server, storage=storage, on_error=reports)
+        for seq in range(100):
+            pug.track("user-1", "user.storage", {"seq": seq})
+        result = pug.flush(20)
+        pug.close()
+        stats = pug.stats()
+        delivered = len(server.events)
+    lost = storage.lost_items
+    assert result.completed
+    assert lost >= 1
+    assert (stats.dead_lettered, stats.accepted, delivered) == (lost, 100 - lost, 100 - lost)
+    assert (result.dead_lettered, result.accepted) == (lost, 100 - lost)
+    (problem,) = reports.of("STORAGE_FAILED")
+    assert f"{lost} stored item(s) could not be read back" in problem.error.message
