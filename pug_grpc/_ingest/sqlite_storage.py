@@ -404,6 +404,10 @@ class SqliteStorage(Storage):
             return
         try:
             conn, rows = self._open_orphan(path)
+        except (OSError, sqlite3.Error) as exc:  # unreadable for now: let go, look again later
+            os.close(fd)
+            _log.debug("could not open %s to take it over: %s", path, exc)
+            return
         except UnusableFileError as bad:
             if bad.cause == "newer":
                 self._skipped.add(path)
@@ -472,7 +476,9 @@ class SqliteStorage(Storage):
                 rows.append((rowid, kind, count, int(size)))
         except sqlite3.Error as exc:
             conn.close()
-            raise UnusableFileError("corrupt", str(exc)) from exc
+            if cause_of(exc) == "corrupt":
+                raise UnusableFileError("corrupt", str(exc)) from exc
+            raise  # busy, i/o: nothing says the file is bad; a later look tries again
         except BaseException:
             conn.close()
             raise
