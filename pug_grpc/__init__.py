@@ -27,10 +27,13 @@ from pug_grpc._errors import (
     PugRateLimitedError,
     PugUnavailableError,
 )
+from pug_grpc._ingest.batches import Record
 from pug_grpc._ingest.messages import new_anonymous_id
 from pug_grpc._ingest.outcomes import FlushResult, PugDeliveryError, Stats
 from pug_grpc._ingest.reports import Reporter
 from pug_grpc._ingest.settings import BatchSettings
+from pug_grpc._ingest.sqlite_storage import SqliteStorage
+from pug_grpc._ingest.storage import MemoryStorage, Storage, StorageError
 from pug_grpc._pug import Pug
 from pug_grpc._retry import RetrySettings
 from pug_grpc._rpc.activity import Activity
@@ -69,6 +72,12 @@ __all__ = [  # noqa: RUF022 - grouped by feature, sorted within each group
     "RetrySettings",
     "Stats",
     "new_anonymous_id",
+    # storage
+    "MemoryStorage",
+    "Record",
+    "SqliteStorage",
+    "Storage",
+    "StorageError",
     # reads/admin
     "USE_CLIENT_DEFAULT",
     "Activity",

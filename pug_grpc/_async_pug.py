@@ -24,6 +24,7 @@ from pug_grpc._credentials import CredentialHeaders
 from pug_grpc._ingest.outcomes import FlushResult
 from pug_grpc._ingest.reports import Reporter
 from pug_grpc._ingest.settings import BatchSettings
+from pug_grpc._ingest.storage import Storage
 from pug_grpc._names import ENV_API_KEY, ENV_ENDPOINT, ENV_PROJECT_ID
 from pug_grpc._pug import Pug
 from pug_grpc._retry import RetrySettings
@@ -92,6 +93,7 @@ class AsyncPug(AsyncClosing):
         read_retry: RetrySettings | None = None,
         transport: Literal["grpc", "connect"] = "grpc",
         root_certificates: bytes | None = None,
+        storage: Storage | None = None,
     ) -> None:
         api_key = _env(api_key, ENV_API_KEY)
         endpoint = _env(endpoint, ENV_ENDPOINT)
@@ -118,6 +120,7 @@ class AsyncPug(AsyncClosing):
             read_retry=read_retry,
             transport=transport,
             root_certificates=root_certificates,
+            storage=storage,
         )
         self._endpoint = endpoint
         self._closed = False

@@ -30,6 +30,8 @@ from pug_grpc._ingest.outcomes import FlushResult, Stats
 from pug_grpc._ingest.reports import Reporter, safe_reporter
 from pug_grpc._ingest.settings import BatchSettings
 from pug_grpc._ingest.sink import ConnectSink, GrpcSink, NullSink, Sink
+from pug_grpc._ingest.sqlite_storage import SqliteStorage
+from pug_grpc._ingest.storage import GuardedStorage, MemoryStorage, Storage
 from pug_grpc._names import (
     ENV_API_KEY,
     ENV_ENDPOINT,
@@ -120,7 +122,9 @@ class Pug:
 
     ``api_key``, ``endpoint`` and ``project_id`` fall back to ``PUG_API_KEY``, ``PUG_ENDPOINT``
     and ``PUG_PROJECT_ID``. See docs/ingestion.md for every option and docs/guarantees.md for
-    what happens to each event.
+    what happens to each event. ``storage`` (default: in memory, bounded by
+    ``batch.max_queue_bytes``) is where batches wait; ``SqliteStorage`` keeps them on disk
+    across restarts (docs/storage.md).
     """
 
     def __init__(
@@ -146,6 +150,7 @@ class Pug:
         read_retry: RetrySettings | None = None,
         transport: Literal["grpc", "connect"] = "grpc",
         root_certificates: bytes | None = None,
+        storage: Storage | None = None,
     ) -> None:
         env = os.environ
         api_key = api_key if api_key is not None else (env.get(ENV_API_KEY) or None)
@@ -168,6 +173,8 @@ class Pug:
         for name, given in (("retry", retry), ("read_retry", read_retry)):
             if given is not None and not isinstance(given, RetrySettings):
                 raise ValueError(f"{name} must be a RetrySettings, or None to turn retries off")
+        if storage is not None and not isinstance(storage, Storage):
+            raise ValueError("storage must be a pug_grpc.Storage (MemoryStorage, SqliteStorage...)")
         compression = check_compression(compression)
         if transport not in ("grpc", "connect"):
             raise ValueError(f'transport must be "grpc" or "connect", not {transport!r}')
@@ -237,6 +244,10 @@ class Pug:
         encoded = not interceptors and channel is None
 
         settings = batch if batch is not None else BatchSettings()
+        queue: Storage | None = storage
+        if storage is not None and not isinstance(storage, MemoryStorage | SqliteStorage):
+            # a storage of the user's: what it raises is reported, not fatal
+            queue = GuardedStorage(storage, max_bytes=settings.max_queue_bytes)
 
         def make_sink() -> Sink:
             if not send:
@@ -262,6 +273,7 @@ class Pug:
             retry=retry,
             report=safe_reporter(on_error),
             make_sink=make_sink,
+            make_storage=None if queue is None else (lambda: queue),
             on_closed=holder.close,
             connection_problem=connection_problem,
             threaded=not sync_mode,
@@ -275,6 +287,8 @@ class Pug:
         finalizer.atexit = False  # the exit hook drains with its own budget
         process.on_fork_in_child(self._after_fork_in_child)
         warm_up()
+        if storage is not None and storage.persistent:
+            engine.start()  # what an earlier process left goes out without waiting for a call
 
     def _current_session(self) -> str:
         return self._session_id

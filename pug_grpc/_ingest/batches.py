@@ -28,8 +28,9 @@ _numbers = itertools.count(1)
 class Record:
     """One request's worth of encoded items, as a storage holds it.
 
-    ``window`` is the flush window of its items (kept in memory only: a record read back from
-    disk after a restart belongs to the first window); ``key`` identifies it within a storage.
+    ``window`` is the flush window of its items (kept in memory only: a record a persistent
+    storage takes over from an ended client belongs to the window given to ``recover``);
+    ``key`` identifies it within a storage.
     """
 
     kind: Kind

@@ -258,6 +258,12 @@ class Engine:
         self._put_control(_Completion(attempt, reply))
 
     # -- start ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start now rather than at the first item (a persistent storage may hold some)."""
+        if self._phase is Phase.NEW:
+            self._start()
+            self._put_control(_WAKE)  # in sync_mode, the first call drives it
+
     def _start(self) -> None:
         with self._lock:
             if self._phase is not Phase.NEW or self._starting:
@@ -561,7 +567,13 @@ class Engine:
 
     def after_fork_in_child(self) -> None:
         """Start over: the parent's queue, thread and requests stay the parent's."""
+        pipeline = self._pipeline
         self._reset()
+        if pipeline is not None:
+            try:  # the storage forgets the parent's records (a new pipeline may reuse it)
+                pipeline.storage.after_fork_in_child()
+            except Exception:
+                _log.exception("resetting the storage after fork failed")
 
     def _quiesce(self, pipeline: Pipeline) -> None:
         """On the worker: stop starting requests, let those in flight end, then wait."""

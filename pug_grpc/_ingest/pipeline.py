@@ -50,7 +50,7 @@ from pug_grpc._ingest.outcomes import (
 from pug_grpc._ingest.reports import MAX_REPORTED_ITEMS, SafeReporter, describe, public_error
 from pug_grpc._ingest.settings import SERVER_MESSAGE_CAP, BatchSettings
 from pug_grpc._ingest.sink import Call, Reply, Sink
-from pug_grpc._ingest.storage import Storage
+from pug_grpc._ingest.storage import Storage, StorageError
 from pug_grpc._retry import RetrySettings, is_transient, status_code
 from pug_grpc.gen.sdk.events.v1 import events_pb2
 
@@ -147,6 +147,7 @@ class Pipeline:
         """Seal and send without waiting (a flush or a drain is under way)."""
         self.paused = False
         """Start nothing (a fork is about to happen)."""
+        storage.open(self._storage_problem)
 
     # -- intake ---------------------------------------------------------------------------
     def take_events(self, raws: Sequence[RawEvent], window: int) -> None:
@@ -182,6 +183,29 @@ class Pipeline:
             return
         self._store(record)
 
+    def _recover(self) -> None:
+        """Count in what the storage took over from ended clients; dead-letter what it lost."""
+        storage = self.storage
+        with self._lock:
+            window = self.ledger.window
+        found = storage.recover(window)
+        if found:
+            with self._lock:
+                self.ledger.take(found)
+        lost = storage.take_lost()
+        if lost:
+            count = sum(r.count for r in lost)
+            with self._lock:
+                for record in lost:
+                    self.ledger.resolve(record.window, "dead_lettered", record.count)
+            error = StorageError(f"{count} stored item(s) could not be read back; not sent")
+            _log.error("%s", error.message)
+            self._report(error, [])
+
+    def _storage_problem(self, error: StorageError) -> None:
+        """A problem the storage worked around (it logged it): tell ``on_error``."""
+        self._report(error, [])
+
     def _store(self, record: Record) -> None:
         dropped = self.storage.append(record)
         if dropped:
@@ -204,6 +228,7 @@ class Pipeline:
     def step(self) -> float | None:
         """Seal what is due and start what may start; returns when to run again (or None)."""
         now = self._clock()
+        self._recover()
         while not self.paused:
             attempt = self._next(now)
             if attempt is None:
@@ -260,6 +285,9 @@ class Pipeline:
                 times.append(self._page.started_at + self._batch.max_wait)
             if self._waiting:
                 times.append(self._waiting[0].ready_at)
+        every = self.storage.recover_every
+        if every is not None:
+            times.append(now + every)  # look for what ended clients left, even when idle
         return min(times) if times else None
 
     def _spent(self, attempt: Attempt, now: float) -> bool:
@@ -509,6 +537,7 @@ class Pipeline:
     # -- flush, drain, fork ---------------------------------------------------------------
     def seal(self) -> None:
         """Seal the open page now (flush, drain, a new window)."""
+        self._recover()
         if self._page.count:
             self._store(self._page.seal())
 
@@ -563,6 +592,11 @@ class Pipeline:
                 )
         if reason == UNCONFIRMED:
             text = f"{count} item(s) sent with no reply before the deadline; they may be stored"
+        elif self.storage.persistent:
+            text = (
+                f"{count} item(s) not sent before the deadline; they stay in {self.storage!r} "
+                f"and a later client on it sends them"
+            )
         else:
             text = f"{count} item(s) not sent before the deadline"
         _log.warning("%s", text)
