@@ -27,6 +27,8 @@ from pug_grpc._errors import (
     PugRateLimitedError,
     PugUnavailableError,
 )
+from pug_grpc._ingest.context import RequestContext
+from pug_grpc._ingest.hooks import BeforeSend, TrackedEvent
 from pug_grpc._ingest.messages import new_anonymous_id
 from pug_grpc._ingest.outcomes import FlushResult, PugDeliveryError, Stats
 from pug_grpc._ingest.reports import Reporter
@@ -62,12 +64,15 @@ from pug_grpc._version import __version__
 __all__ = [  # noqa: RUF022 - grouped by feature, sorted within each group
     # ingestion
     "BatchSettings",
+    "BeforeSend",
     "FlushResult",
     "Pug",
     "PugDeliveryError",
     "Reporter",
+    "RequestContext",
     "RetrySettings",
     "Stats",
+    "TrackedEvent",
     "new_anonymous_id",
     # reads/admin
     "USE_CLIENT_DEFAULT",

@@ -76,7 +76,7 @@ def test_track_delivers_an_event_with_credentials(client: Pug, lb: Loopback) -> 
     assert list(result.delivered) == [event.event_id]
     assert event.distinct_id == "user-1"
     assert event.kind == "signup.completed"
-    assert event.session_id == client.session_id
+    assert event.session_id == client.session_for("user-1")
     assert event.custom_properties["plan"].string_value == "pro"
     assert event.custom_properties["seats"].int_value == 3
     assert event.auto_properties["$lib"].string_value == "pug-grpc"
@@ -100,7 +100,7 @@ def test_batches_by_size_and_by_wait(lb: Loopback) -> None:
         assert pug.stats().batches == 3
 
 
-def test_one_session_per_client_and_per_call_overrides(client: Pug, lb: Loopback) -> None:
+def test_one_session_per_user_and_per_call_overrides(client: Pug, lb: Loopback) -> None:
     eid = uuid.uuid4()
     client.track("u", "a")
     client.track("u", "b", session_id=SESSION, event_id=eid)
@@ -108,7 +108,7 @@ def test_one_session_per_client_and_per_call_overrides(client: Pug, lb: Loopback
     client.flush(5)
     a, b, c = lb.recorder.events()
     assert re.fullmatch(r"[0-9a-f-]{36}", a.session_id)
-    assert a.session_id == client.session_id
+    assert a.session_id == client.session_for("u")
     assert b.session_id == c.session_id == SESSION
     assert b.event_id == str(eid)
     assert c.event_id == str(eid).upper()
@@ -448,7 +448,7 @@ def test_an_item_that_races_close_is_reported_not_stranded(lb: Loopback, reports
     assert worker is not None
     pug.close()
     # A track() that saw the client open, then lost the race: its put lands after close()'s sweep.
-    worker.submit((None, "late", "u", pug.session_id, time.time_ns(), None))
+    worker.submit((None, "late", "u", SESSION, time.time_ns(), None))
     error, items = reports.items[-1]
     assert getattr(error, "reason", None) == "UNDELIVERED"
     assert [item.kind for item in items] == ["late"]
