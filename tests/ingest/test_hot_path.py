@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pug_grpc._ingest.worker import Delivery, NullSink, Worker, safe_reporter
 
 from pug_grpc import BatchSettings, Pug, RetrySettings
+from pug_grpc._ingest.worker import Delivery, NullSink, Worker, safe_reporter
 
 
 def idle_worker(pug: Pug, *, limit: int = 10_000, pauses: list[float] | None = None) -> Worker:

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from pug_grpc.gen.sdk.events.v1 import events_pb2, events_pb2_grpc
+
 from pug_grpc._ingest.retry import (
     PERMANENT_CODES,
     TRANSIENT_CODES,
@@ -13,8 +15,6 @@ from pug_grpc._ingest.retry import (
     is_transient,
     pushback_seconds,
 )
-from pug_grpc.gen.sdk.events.v1 import events_pb2, events_pb2_grpc
-
 from pug_grpc._ingest.settings import MAX_BATCH_EVENTS, BatchSettings, RetrySettings
 from tests.support.loopback import FakeClock, Loopback, channel_to, serve, trailers
 

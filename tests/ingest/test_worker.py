@@ -10,8 +10,6 @@ from typing import Any
 
 import grpc
 import pytest
-from pug_grpc._ingest.retry import PERMANENT_CODES
-from pug_grpc._ingest.worker import Delivery, GrpcSink, Worker, safe_reporter
 from pug_grpc.gen.sdk.events.v1 import events_pb2
 from pug_grpc.gen.sdk.profiles.v1 import profiles_pb2
 
@@ -24,7 +22,9 @@ from pug_grpc._ingest.outcomes import (
     Counters,
     PugDeliveryError,
 )
+from pug_grpc._ingest.retry import PERMANENT_CODES
 from pug_grpc._ingest.settings import BatchSettings, RetrySettings
+from pug_grpc._ingest.worker import Delivery, GrpcSink, Worker, safe_reporter
 from tests.support.loopback import FakeClock, Loopback, channel_to, serve
 
 SESSION = "0190a6c5-4f1e-7abc-8def-0123456789ab"
