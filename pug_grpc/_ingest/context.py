@@ -30,7 +30,9 @@ __all__ = [
     "CONTEXT_KEYS",
     "RequestContext",
     "current_context",
+    "derive",
     "request_context",
+    "set_context",
 ]
 
 _log = logging.getLogger("pug_grpc.context")
@@ -162,6 +164,33 @@ current_context = _current.get
 """The innermost open context, or ``None`` outside any (one ContextVar read: the hot path)."""
 
 
+def derive(
+    *,
+    url: object = None,
+    referrer: object = None,
+    user_agent: object = None,
+    locale: object = None,
+    page_title: object = None,
+    session_id: object = None,
+    properties: object = None,
+) -> RequestContext:
+    """The context these fields make, merged over the one open now; never raises."""
+    outer = _current.get() or _EMPTY
+    try:
+        return outer.merged(
+            url=url,
+            referrer=referrer,
+            user_agent=user_agent,
+            locale=locale,
+            page_title=page_title,
+            session_id=session_id,
+            properties=properties,
+        )
+    except Exception:  # hostile input: a value whose own methods raise; never cost the request
+        _log.warning("the request context could not be read; the outer one stays", exc_info=True)
+        return outer
+
+
 @contextmanager
 def request_context(
     *,
@@ -174,20 +203,15 @@ def request_context(
     properties: Mapping[str, Any] | None = None,
 ) -> Iterator[RequestContext]:
     """Open a context for the events tracked inside (merged over the one already open)."""
-    outer = _current.get() or _EMPTY
-    try:
-        inner = outer.merged(
-            url=url,
-            referrer=referrer,
-            user_agent=user_agent,
-            locale=locale,
-            page_title=page_title,
-            session_id=session_id,
-            properties=properties,
-        )
-    except Exception:  # hostile input: a value whose own methods raise; never cost the request
-        _log.warning("the request context could not be read; the outer one stays", exc_info=True)
-        inner = outer
+    inner = derive(
+        url=url,
+        referrer=referrer,
+        user_agent=user_agent,
+        locale=locale,
+        page_title=page_title,
+        session_id=session_id,
+        properties=properties,
+    )
     token = _current.set(inner)
     try:
         yield inner
@@ -196,5 +220,5 @@ def request_context(
 
 
 def set_context(context: RequestContext | None) -> None:
-    """Make ``context`` current in this (copied) context (the WSGI middleware's use)."""
+    """Make ``context`` current for good in this context (one copied for a WSGI request)."""
     _current.set(context)
