@@ -31,7 +31,7 @@ from pug_grpc._ingest.hooks import BeforeSend
 from pug_grpc._ingest.intake import Intake, plain_kinds, warm_up
 from pug_grpc._ingest.messages import RawEvent
 from pug_grpc._ingest.outcomes import FlushResult, Stats
-from pug_grpc._ingest.properties import normalize_properties
+from pug_grpc._ingest.properties import checked_properties
 from pug_grpc._ingest.reports import Reporter, safe_reporter
 from pug_grpc._ingest.sessions import DEFAULT_MAX_USERS, SessionTracker
 from pug_grpc._ingest.settings import BatchSettings
@@ -288,7 +288,7 @@ class Pug:
             sessions=self._sessions,
             send_pii=bool(send_pii),
             strict_catalog=bool(strict_catalog),
-            default_properties=normalize_properties(default_properties or {}),
+            default_properties=checked_properties(default_properties or {}),
             before_send=before_send,
         )
         self._plain = self._intake.plain

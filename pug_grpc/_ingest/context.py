@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pug_grpc._ingest.encoding import encode_auto
-from pug_grpc._ingest.properties import MAX_STRING_LEN, Scalar, _valid_text, normalize_properties
+from pug_grpc._ingest.properties import MAX_STRING_LEN, Scalar, _valid_text, checked_properties
 from pug_grpc._ingest.user_agents import AGENT_KEYS, parse_user_agent
 from pug_grpc._ingest.validation import coerce_id, is_uuid
 
@@ -71,7 +71,8 @@ class RequestContext:
     locale: str = ""
     page_title: str = ""
     session_id: str = ""
-    properties: Mapping[str, Scalar] = field(default_factory=dict)
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    """Custom properties for the context's events (checked when it opened)."""
     auto: Mapping[str, Scalar] = field(default_factory=dict)
     """The auto-properties its events carry (derived from the fields above)."""
     encoded: bytes = b""
@@ -87,7 +88,7 @@ class RequestContext:
         locale: str,
         page_title: str,
         session_id: str,
-        properties: Mapping[str, Scalar],
+        properties: Mapping[str, Any],
     ) -> RequestContext:
         values: dict[str, Scalar] = {}
         for key, text in (
@@ -135,7 +136,7 @@ class RequestContext:
         props = dict(self.properties)
         if properties is not None:
             if isinstance(properties, Mapping):
-                props.update(normalize_properties(properties))
+                props.update(checked_properties(properties))
             else:
                 _log.warning(
                     "context properties dropped: expected a mapping, got %s",

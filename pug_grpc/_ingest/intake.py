@@ -134,7 +134,7 @@ class Intake:
         sessions: SessionTracker,
         send_pii: bool,
         strict_catalog: bool = False,
-        default_properties: Mapping[str, Scalar] | None = None,
+        default_properties: Mapping[str, Any] | None = None,
         before_send: BeforeSend | None = None,
     ) -> None:
         self._engine = engine

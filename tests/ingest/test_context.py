@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import datetime as dt
 import logging
 import subprocess
 import sys
@@ -146,11 +147,15 @@ def test_nested_contexts_merge_inner_values_win_and_empty_text_clears(
 
 
 def test_call_properties_win_over_the_contexts(server: LocalServer, client: Pug) -> None:
-    with client.context(properties={"source": "context", "kept": True}):
+    when = dt.datetime(2026, 5, 1, 8, 30, tzinfo=dt.UTC)
+    with client.context(properties={"source": "context", "kept": True, "since": when}):
         client.track("alice", "k", {"source": "call"})
     (event,) = received(server, client)
     assert event.custom_properties["source"].string_value == "call"
     assert event.custom_properties["kept"].bool_value is True
+    since = event.custom_properties["since"]
+    assert since.WhichOneof("value") == "timestamp_value"
+    assert since.timestamp_value.ToDatetime(dt.UTC) == when
 
 
 def test_session_id_the_call_wins_over_the_context_which_wins_over_the_users_own(
@@ -338,3 +343,22 @@ with local_server() as server:
     keys = eval(done.stdout.strip().splitlines()[-1])
     assert "$url" in keys
     assert not set(keys) & set(user_agents.AGENT_KEYS)
+
+
+def test_the_asyncio_client_opens_the_same_context(server: LocalServer) -> None:
+    from pug_grpc import AsyncPug
+
+    server.reset()
+
+    async def main() -> None:
+        async with AsyncPug(server.private_key, server.endpoint, batch=NO_WAIT) as apug:
+            with apug.context(url="https://a.example/async", locale="sv-SE"):
+                await asyncio.sleep(0)
+                apug.track("alice", "async.k")
+            assert (await apug.flush(10)).ok
+            assert apug.session_for("alice") is not None
+
+    asyncio.run(main())
+    (event,) = server.events
+    assert event.auto_properties["$url"].string_value == "https://a.example/async"
+    assert event.auto_properties["$locale"].string_value == "sv-SE"
