@@ -143,7 +143,8 @@ class Intake:
         self._strict = strict_catalog
         self._defaults = dict(default_properties) if default_properties else None
         self._before_send = before_send
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler's track() may interrupt stats() on this very thread.
+        self._lock = threading.RLock()
         self._mismatches: dict[str, int] = {}
         self.filtered = 0
         """Events ``before_send`` dropped."""
@@ -160,7 +161,7 @@ class Intake:
 
     def reset_counters(self) -> None:
         """A forked child counts from zero, as ``stats()`` does."""
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._mismatches = {}
         self.filtered = 0
 

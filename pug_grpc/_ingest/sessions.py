@@ -38,7 +38,9 @@ class _Entry:
 class SessionTracker:
     """``distinct_id`` → (session id, time of the user's latest event), an LRU of bounded size.
 
-    Thread-safe: ``track()`` runs on any thread.
+    Thread-safe: ``track()`` runs on any thread, and in signal handlers, which may interrupt
+    this very thread inside :meth:`session_for` (so the lock is re-entrant; each dict
+    operation is atomic, so the handler sees a consistent table).
     """
 
     __slots__ = ("_lock", "_max", "_new_id", "_timeout_ns", "_users")
@@ -58,7 +60,7 @@ class SessionTracker:
         self._max = max_users
         self._new_id = new_id
         self._users: OrderedDict[str, _Entry] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def session_for(self, distinct_id: str, at_ns: int) -> str:
         """The session of an event of ``distinct_id`` at ``at_ns`` (epoch nanoseconds).
@@ -97,5 +99,5 @@ class SessionTracker:
 
     def reset(self) -> None:
         """Forget every session (a forked child starts its own)."""
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._users = OrderedDict()
