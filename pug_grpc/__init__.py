@@ -28,6 +28,8 @@ from pug_grpc._errors import (
     PugUnavailableError,
 )
 from pug_grpc._ingest.batches import Record
+from pug_grpc._ingest.context import RequestContext
+from pug_grpc._ingest.hooks import BeforeSend, TrackedEvent
 from pug_grpc._ingest.messages import new_anonymous_id
 from pug_grpc._ingest.outcomes import FlushResult, PugDeliveryError, Stats
 from pug_grpc._ingest.reports import Reporter
@@ -65,12 +67,15 @@ from pug_grpc._version import __version__
 __all__ = [  # noqa: RUF022 - grouped by feature, sorted within each group
     # ingestion
     "BatchSettings",
+    "BeforeSend",
     "FlushResult",
     "Pug",
     "PugDeliveryError",
     "Reporter",
+    "RequestContext",
     "RetrySettings",
     "Stats",
+    "TrackedEvent",
     "new_anonymous_id",
     # storage
     "MemoryStorage",

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
 import grpc
 import grpc.aio
 
 from pug_grpc._credentials import CredentialHeaders
+from pug_grpc._ingest.hooks import BeforeSend
 from pug_grpc._ingest.outcomes import FlushResult
 from pug_grpc._ingest.reports import Reporter
+from pug_grpc._ingest.sessions import DEFAULT_MAX_USERS
 from pug_grpc._ingest.settings import BatchSettings
 from pug_grpc._ingest.storage import Storage
 from pug_grpc._names import ENV_API_KEY, ENV_ENDPOINT, ENV_PROJECT_ID
@@ -94,6 +96,10 @@ class AsyncPug(AsyncClosing):
         transport: Literal["grpc", "connect"] = "grpc",
         root_certificates: bytes | None = None,
         storage: Storage | None = None,
+        default_properties: Mapping[str, Any] | None = None,
+        before_send: BeforeSend | None = None,
+        strict_catalog: bool = False,
+        max_session_users: int = DEFAULT_MAX_USERS,
     ) -> None:
         api_key = _env(api_key, ENV_API_KEY)
         endpoint = _env(endpoint, ENV_ENDPOINT)
@@ -121,6 +127,10 @@ class AsyncPug(AsyncClosing):
             transport=transport,
             root_certificates=root_certificates,
             storage=storage,
+            default_properties=default_properties,
+            before_send=before_send,
+            strict_catalog=strict_catalog,
+            max_session_users=max_session_users,
         )
         self._endpoint = endpoint
         self._closed = False
@@ -187,11 +197,8 @@ class AsyncPug(AsyncClosing):
     identify = delegated(Pug.identify)
     alias = delegated(Pug.alias)
     stats = delegated(Pug.stats)
-
-    @property
-    def session_id(self) -> str:
-        """The session id sent with events that do not carry their own (one per process)."""
-        return self._core.session_id
+    session_for = delegated(Pug.session_for)
+    context = delegated(Pug.context)
 
     async def flush(self, timeout: float | None = None) -> FlushResult:
         """:meth:`Pug.flush`, awaited: the engine is waited for in a thread, not on the loop.

@@ -8,6 +8,7 @@ reported to ``on_error``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -15,6 +16,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, Final, Literal
 
@@ -23,11 +25,15 @@ import grpc
 from pug_grpc._credentials import CredentialsInterceptor, check_api_key, mask
 from pug_grpc._diagnosis import diagnose
 from pug_grpc._ingest import process
+from pug_grpc._ingest.context import RequestContext, current_context, request_context
 from pug_grpc._ingest.engine import Engine
+from pug_grpc._ingest.hooks import BeforeSend
 from pug_grpc._ingest.intake import Intake, plain_kinds, warm_up
-from pug_grpc._ingest.messages import RawEvent, new_session_id
+from pug_grpc._ingest.messages import RawEvent
 from pug_grpc._ingest.outcomes import FlushResult, Stats
+from pug_grpc._ingest.properties import checked_properties
 from pug_grpc._ingest.reports import Reporter, safe_reporter
+from pug_grpc._ingest.sessions import DEFAULT_MAX_USERS, SessionTracker
 from pug_grpc._ingest.settings import BatchSettings
 from pug_grpc._ingest.sink import ConnectSink, GrpcSink, NullSink, Sink
 from pug_grpc._ingest.sqlite_storage import SqliteStorage
@@ -151,6 +157,10 @@ class Pug:
         transport: Literal["grpc", "connect"] = "grpc",
         root_certificates: bytes | None = None,
         storage: Storage | None = None,
+        default_properties: Mapping[str, Any] | None = None,
+        before_send: BeforeSend | None = None,
+        strict_catalog: bool = False,
+        max_session_users: int = DEFAULT_MAX_USERS,
     ) -> None:
         env = os.environ
         api_key = api_key if api_key is not None else (env.get(ENV_API_KEY) or None)
@@ -176,6 +186,11 @@ class Pug:
         if storage is not None and not isinstance(storage, Storage):
             raise ValueError("storage must be a pug_grpc.Storage (MemoryStorage, SqliteStorage...)")
         compression = check_compression(compression)
+        if before_send is not None and not callable(before_send):
+            raise ValueError("before_send must be callable as before_send(event)")
+        if default_properties is not None and not isinstance(default_properties, Mapping):
+            raise ValueError("default_properties must be a mapping")
+        self._sessions = SessionTracker(max_users=max_session_users)
         if transport not in ("grpc", "connect"):
             raise ValueError(f'transport must be "grpc" or "connect", not {transport!r}')
         if transport == "connect" and (channel is not None or credentials is not None):
@@ -280,8 +295,15 @@ class Pug:
             on_start=process.engine_started,
             shutdown_timeout=float(shutdown_timeout),
         )
-        self._session_id = new_session_id()
-        self._intake = Intake(engine, session_id=self._current_session, send_pii=bool(send_pii))
+        self._intake = Intake(
+            engine,
+            sessions=self._sessions,
+            send_pii=bool(send_pii),
+            strict_catalog=bool(strict_catalog),
+            default_properties=checked_properties(default_properties or {}),
+            before_send=before_send,
+        )
+        self._plain = self._intake.plain
         # Dropped without close(): the engine still drains, then its thread ends.
         finalizer = weakref.finalize(self, engine.close, float(shutdown_timeout), wait=False)
         finalizer.atexit = False  # the exit hook drains with its own budget
@@ -290,19 +312,48 @@ class Pug:
         if storage is not None and storage.persistent:
             engine.start()  # what an earlier process left goes out without waiting for a call
 
-    def _current_session(self) -> str:
-        return self._session_id
-
     def __repr__(self) -> str:
         return (
             f"Pug(endpoint={self._endpoint!r}, api_key={mask(self._api_key)!r}, "
             f"project_id={self._project_id!r}, phase={self._engine.phase.value})"
         )
 
-    @property
-    def session_id(self) -> str:
-        """The session id sent with events that do not carry their own (one per process)."""
-        return self._session_id
+    def session_for(self, distinct_id: str) -> str | None:
+        """The session id this user's events carry now (``None`` before their first event).
+
+        Sessions are per ``distinct_id``, renewed after 30 minutes without an event of the
+        user (see docs/context.md); a per-call or request context ``session_id`` wins.
+        """
+        return self._sessions.peek(distinct_id)
+
+    def context(
+        self,
+        *,
+        url: str | None = None,
+        referrer: str | None = None,
+        user_agent: str | None = None,
+        locale: str | None = None,
+        page_title: str | None = None,
+        session_id: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+    ) -> AbstractContextManager[RequestContext]:
+        """``with pug.context(url=..., user_agent=...):`` events tracked inside carry them.
+
+        The end user's request context as ``$url``, ``$referrer``, ``$locale``,
+        ``$pageTitle`` and the browser parsed from ``user_agent`` (with the ``useragent``
+        extra), plus custom ``properties`` and a ``session_id``. It follows asyncio tasks and
+        copied contexts, applies to every client in the process, and nested contexts merge
+        (inner values win; ``""`` clears one). Never raises. See docs/context.md.
+        """
+        return request_context(
+            url=url,
+            referrer=referrer,
+            user_agent=user_agent,
+            locale=locale,
+            page_title=page_title,
+            session_id=session_id,
+            properties=properties,
+        )
 
     # -- ingestion ------------------------------------------------------------------------
     def track(
@@ -333,17 +384,20 @@ class Pug:
                 and timestamp is None
                 and session_id is None
                 and event_id is None
+                and self._plain
                 and distinct_id
                 and distinct_id.isascii()
                 and not distinct_id.startswith(RESERVED_ID_PREFIX)
+                and current_context() is None
                 and self._engine.accepting
             ):
+                now = time.time_ns()
                 item: RawEvent = (
                     None,
                     kind,
                     distinct_id,
-                    self._session_id,
-                    time.time_ns(),
+                    self._sessions.session_for(distinct_id, now),
+                    now,
                     dict(properties) if properties else None,
                 )
                 self._engine.submit(item)
@@ -395,7 +449,14 @@ class Pug:
 
     def stats(self) -> Stats:
         """A snapshot of the counters (see :class:`Stats`); they add up at every instant."""
-        return self._engine.stats()
+        stats = self._engine.stats()
+        mismatches = self._intake.catalog_mismatches()
+        return dataclasses.replace(
+            stats,
+            catalog_mismatches=sum(mismatches.values()),
+            catalog_mismatches_by_rule=mismatches,
+            filtered=self._intake.filtered,
+        )
 
     # -- reads: profiles / activity / insights over this client's channel ------------------
     def _reads(self) -> Reads:
@@ -446,7 +507,8 @@ class Pug:
         self.close()
 
     def _after_fork_in_child(self) -> None:
-        """Start over in a forked child: a new session id and, on first use, a new channel."""
-        self._session_id = new_session_id()
+        """Start over in a forked child: new session ids and, on first use, a new channel."""
+        self._sessions.reset()
+        self._intake.reset_counters()
         self._connections.abandon_after_fork()
         self.__dict__.pop("_reads_cache", None)

@@ -5,6 +5,11 @@ counted). Every other row ends in exactly one of the client's outcomes (``stats(
 per import): stored, dropped by the server per reason, or not delivered per cause, the
 dead-letter causes read from the ``on_error`` reports. The exit status is 0 only when every
 row was stored.
+
+A row whose kind names a catalogued event but breaks its rules is sent as given (Pug accepts
+any properties for any kind) and counted per kind and rule in the summary; ``--strict-catalog``
+rejects it instead. A row without a session id gets its user's session, renewed after 30
+minutes between the user's events (by their timestamps).
 """
 
 from __future__ import annotations
@@ -101,6 +106,7 @@ class _Outcomes:
                 rejected=rejected_rows + self.rejected,
                 undelivered=undelivered,
                 dropped=Counter(stats.dropped_by_reason),
+                catalog=Counter(stats.catalog_mismatches_by_rule),
             )
 
 
@@ -127,7 +133,13 @@ def run_import(args: argparse.Namespace, out: TextIO, console: Console) -> int:
     started = time.perf_counter()
     with ExitStack() as stack:
         stream, total = _open(args, stack)
-        pug = stack.enter_context(client(args, on_error=outcomes.on_error))
+        pug = stack.enter_context(
+            client(
+                args,
+                on_error=outcomes.on_error,
+                strict_catalog=bool(getattr(args, "strict_catalog", False)),
+            )
+        )
         check_reachable(args, pug)
         enabled = False if args.no_progress else None
         bar = stack.enter_context(Progress(total, "importing", console=console, enabled=enabled))

@@ -316,6 +316,12 @@ def _import(build: _Builder, commands: Any) -> None:
         "--chunk", type=_positive_int, default=5_000, help="rows between delivery checks (5,000)"
     )
     load.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
+    load.add_argument(
+        "--strict-catalog",
+        action="store_true",
+        help="reject rows whose kind names a catalogued event but break its rules (by default "
+        "they are sent as given and counted per reason in the summary)",
+    )
 
 
 def build_parser(handlers: dict[str, Handler]) -> argparse.ArgumentParser:

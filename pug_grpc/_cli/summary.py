@@ -27,6 +27,8 @@ class ImportCounts:
     rejected: Mapping[str, int] = field(default_factory=dict)
     undelivered: Mapping[str, int] = field(default_factory=dict)
     dropped: Mapping[str, int] = field(default_factory=dict)
+    catalog: Mapping[str, int] = field(default_factory=dict)
+    """Rows sent although their kind's catalog rules were broken, per ``"kind: rule"``."""
 
     @property
     def ok(self) -> bool:
@@ -63,6 +65,7 @@ def render_summary(source: str, counts: ImportCounts) -> str:
         ("rejected", counts.rejected),
         ("undelivered", counts.undelivered),
         ("dropped by the server", counts.dropped),
+        ("sent as given, breaking their catalog kind's rules", counts.catalog),
     ):
         if by_reason:
             lines += _breakdown(title, by_reason)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from struct import Struct
 from typing import Any, Final
 
-from pug_grpc._ingest.messages import RawEvent
+from pug_grpc._ingest.messages import ContextProperties, RawEvent
 from pug_grpc._ingest.properties import (
     INT64_MAX,
     INT64_MIN,
@@ -26,7 +26,7 @@ from pug_grpc._ingest.properties import (
 )
 from pug_grpc._timestamps import NS_PER_S
 
-__all__ = ["EventEncoder", "property_value", "varint"]
+__all__ = ["EventEncoder", "encode_auto", "property_value", "varint"]
 
 _Slot = tuple[bytes, dict[str, bytes], dict[int, bytes]]
 """A custom property key's encoded key field, and its remembered entries for texts and ints."""
@@ -141,6 +141,16 @@ def _key_field(key: str) -> bytes:
     return _delimited(_ENTRY_KEY, key.encode())
 
 
+def encode_auto(values: Mapping[str, Scalar]) -> bytes:
+    """``Event.auto_properties`` entries for already checked ``$`` keys and normalized values.
+
+    A request context encodes its auto-properties once; each of its events appends the bytes.
+    """
+    return b"".join(
+        _delimited(_AUTO, map_entry(_key_field(k), property_value(v))) for k, v in values.items()
+    )
+
+
 class EventEncoder:
     """Encodes queued events; holds what is the same for every event of one client.
 
@@ -237,6 +247,8 @@ class EventEncoder:
         """
         given_id, kind, distinct_id, session_id, occur_ns, properties = raw
         event_id = given_id or event_id
+        # A request context's auto-properties ride on its events' properties (encoded once).
+        context = properties.context_auto if type(properties) is ContextProperties else b""
         # Field order is free in protobuf: what is the same for many events goes last, as one
         # remembered piece (auto-properties, kind, session id).
         tails = self._tails.get(session_id)
@@ -267,6 +279,7 @@ class EventEncoder:
                 _length(len(ident)),
                 ident,
                 self._custom(properties) if properties else b"",
+                context,
                 _DISTINCT_ID,
                 _length(len(distinct)),
                 distinct,

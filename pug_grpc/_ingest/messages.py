@@ -20,6 +20,7 @@ from pug_grpc.gen.sdk.events.v1 import events_pb2
 
 __all__ = [
     "AUTO_PROPERTIES",
+    "ContextProperties",
     "RawEvent",
     "build_event",
     "build_events",
@@ -39,6 +40,24 @@ AUTO_PROPERTIES: Final[Mapping[str, str]] = {
 
 RawEvent = tuple[str | None, str, str, str, int, Mapping[Any, Any] | None]
 """``(event_id or None, kind, distinct_id, session_id, occur_time_ns, properties or None)``."""
+
+
+class ContextProperties(dict[str, Any]):
+    """An event's custom properties, carrying the auto-properties of its request context.
+
+    The context's ``$`` keys never mix with the caller's (which stay refused): they travel
+    beside them, checked when the context opened and encoded once for all its events.
+    """
+
+    __slots__ = ("context_auto", "context_values")
+
+    def __init__(
+        self, properties: Mapping[str, Any], values: Mapping[str, Scalar], encoded: bytes
+    ) -> None:
+        super().__init__(properties)
+        self.context_values = values
+        self.context_auto = encoded
+
 
 _MS_MASK: Final = (1 << 48) - 1
 
@@ -104,6 +123,9 @@ def build_event(raw: RawEvent, event_id: str) -> events_pb2.Event:
     occur.seconds = seconds
     occur.nanos = nanos
     _fill_auto(event)
+    if type(properties) is ContextProperties:
+        for key, value in properties.context_values.items():
+            fill_property_value(event.auto_properties[key], value)
     if properties:
         normalized: dict[str, Scalar] = normalize_properties(properties)
         custom = event.custom_properties

@@ -153,6 +153,11 @@ class Stats:
     ``retried`` (retry attempts), ``batches`` (``BatchCreate`` requests answered OK),
     ``queue_bytes`` (bytes the queue holds) and ``bytes_per_event`` (their average per queued
     event, 0 when empty).
+
+    Also not part of ``enqueued``: ``filtered`` (events ``before_send`` dropped). And
+    ``catalog_mismatches``: events of a catalogued kind sent although they broke its rules
+    (they are counted in ``enqueued`` as well), split per ``"kind: rule"`` in
+    ``catalog_mismatches_by_rule``.
     """
 
     enqueued: int = 0
@@ -172,6 +177,9 @@ class Stats:
     batches: int = 0
     queue_bytes: int = 0
     bytes_per_event: float = 0.0
+    catalog_mismatches: int = 0
+    catalog_mismatches_by_rule: Mapping[str, int] = field(default_factory=dict)
+    filtered: int = 0
 
     @property
     def sent(self) -> int:

@@ -31,6 +31,7 @@ __all__ = [
     "MAX_STRING_LEN",
     "Instant",
     "Scalar",
+    "checked_properties",
     "fill_property_value",
     "format_duration",
     "normalize_properties",
@@ -218,6 +219,8 @@ def normalize_value(key: str, value: Any) -> Scalar:
         return _int(key, value)
     if kind is float:
         return _float(value)
+    if kind is Instant:
+        return value  # type: ignore[no-any-return]  # already normalized: stays a timestamp
     return _slow(key, value)
 
 
@@ -250,6 +253,17 @@ def normalize_properties(properties: Mapping[Any, Any]) -> dict[str, Scalar]:
                 type(exc).__name__,
             )
     return out
+
+
+def checked_properties(properties: Mapping[Any, Any]) -> dict[str, Any]:
+    """The entries of ``properties`` that can be sent, values as given (warnings for the rest).
+
+    For properties set once and sent with many events (``default_properties``, a request
+    context's): checked once here, so their events warn about nothing, and kept as the caller
+    gave them (a ``datetime`` stays one for ``before_send`` and is sent as a timestamp).
+    """
+    normalized = normalize_properties(properties)
+    return {key: value for key, value in properties.items() if key in normalized}
 
 
 def fill_property_value(target: property_value_pb2.PropertyValue, value: Scalar) -> None:

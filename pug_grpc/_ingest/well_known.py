@@ -23,7 +23,13 @@ from pug_grpc._ingest.validation import field_path
 from pug_grpc.gen.catalog import OTHER_PLATFORM_KINDS, SERVER_KINDS, WellKnownEvent
 from pug_grpc.gen.common.events.v1 import options_pb2
 
-__all__ = ["CatalogError", "is_well_known", "properties_of_event", "properties_of_kind"]
+__all__ = [
+    "CatalogError",
+    "is_well_known",
+    "pii_fields",
+    "properties_of_event",
+    "properties_of_kind",
+]
 
 _log = logging.getLogger("pug_grpc.catalog")
 _INT_RANGES: Final = {
@@ -105,6 +111,18 @@ def _checked(
         else:
             out[name] = value
     return out
+
+
+def pii_fields(kind: str) -> frozenset[str]:
+    """The fields of a server kind tagged as personal data (withheld when ``send_pii=False``)."""
+    found = _pii_cache.get(kind)
+    if found is None:
+        fields = SERVER_KINDS[kind].DESCRIPTOR.fields
+        found = _pii_cache[kind] = frozenset(f.name for f in fields if _is_pii(f))
+    return found
+
+
+_pii_cache: dict[str, frozenset[str]] = {}
 
 
 def _is_pii(field: Any) -> bool:

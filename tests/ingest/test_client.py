@@ -76,7 +76,7 @@ def test_track_delivers_an_event_with_credentials(client: Pug, lb: Loopback) -> 
     assert (result.accepted, result.failed) == (1, 0)
     assert event.distinct_id == "user-1"
     assert event.kind == "signup.completed"
-    assert event.session_id == client.session_id
+    assert event.session_id == client.session_for("user-1")
     assert event.custom_properties["plan"].string_value == "pro"
     assert event.custom_properties["seats"].int_value == 3
     assert event.auto_properties["$lib"].string_value == "pug-grpc"
@@ -106,7 +106,7 @@ def test_a_full_batch_goes_out_at_once_and_a_lone_event_waits_max_wait(lb: Loopb
         assert pug.stats().batches == batches + 1
 
 
-def test_one_session_per_client_and_per_call_overrides(client: Pug, lb: Loopback) -> None:
+def test_one_session_per_user_and_per_call_overrides(client: Pug, lb: Loopback) -> None:
     eid = uuid.uuid4()
     client.track("u", "a")
     client.track("u", "b", session_id=SESSION, event_id=eid)
@@ -115,7 +115,7 @@ def test_one_session_per_client_and_per_call_overrides(client: Pug, lb: Loopback
     by_kind = {e.kind: e for e in lb.recorder.events()}  # requests in flight may land any order
     a, b, c = by_kind["a"], by_kind["b"], by_kind["c"]
     assert re.fullmatch(r"[0-9a-f-]{36}", a.session_id)
-    assert a.session_id == client.session_id
+    assert a.session_id == client.session_for("u")
     assert b.session_id == c.session_id == SESSION
     assert b.event_id == str(eid)
     assert c.event_id == str(eid).upper()
@@ -457,7 +457,7 @@ def test_an_item_that_races_close_is_reported_not_stranded(lb: Loopback, reports
     engine = pug._engine
     pug.close()
     # A track() that saw the client open, then lost the race: its put lands after close()'s sweep.
-    engine.submit((None, "late", "u", pug.session_id, time.time_ns(), None))
+    engine.submit((None, "late", "u", SESSION, time.time_ns(), None))
     error, items = reports.items[-1]
     assert getattr(error, "reason", None) == "UNDELIVERED"
     assert [item.kind for item in items] == ["late"]

@@ -83,8 +83,8 @@ def test_the_fast_path_hands_off_what_the_full_path_hands_off(
     pug: Pug, distinct_id: str, kind: str, properties: dict[str, Any] | None
 ) -> None:
     engine = idle_engine(pug)
-    # Passing the client's own session id forces the full path and changes nothing else.
-    pug.track(distinct_id, kind, properties, session_id=pug.session_id)
+    # An empty ``extra`` forces the full path and changes nothing else.
+    pug.track(distinct_id, kind, properties, extra={})
     pug.track(distinct_id, kind, properties)  # the kind is known now: fast path when plain
     pug.track(distinct_id, kind, properties)
     items = handed_off(engine)

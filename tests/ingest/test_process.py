@@ -124,14 +124,14 @@ def test_fork_child_gets_its_own_worker_and_never_resends(lb: Loopback) -> None:
         + """
 pug = Pug(KEY, ENDPOINT, batch=BatchSettings(max_wait=60), on_error=on_error)
 pug.track("parent", "before-fork")          # queued in the parent; its worker is running
-parent_session = pug.session_id
+parent_session = pug.session_for("parent")
 pid = os.fork()
 if pid == 0:
-    pug.track("child", "in-child")
+    pug.track("parent", "in-child")  # the same user: a new session in the child
     result = pug.flush(10)
     stats = pug.stats()
     print("CHILD", result.completed, result.accepted, stats.enqueued, stats.sent,
-          pug.session_id != parent_session, flush=True)
+          pug.session_for("parent") != parent_session, flush=True)
     os._exit(0)
 _, status = os.waitpid(pid, 0)
 pug.track("parent", "after-fork")

@@ -57,9 +57,9 @@ def test_every_server_kind_arrives_with_the_expected_value_cases(server: LocalSe
             assert props[name].WhichOneof("value") == expected_case(field), (kind, name)
 
 
-def test_typed_and_string_forms_have_the_same_outcome(server: LocalServer) -> None:
+def test_in_strict_mode_typed_and_string_forms_have_the_same_outcome(server: LocalServer) -> None:
     reports = Reports()
-    with _client(server, reports) as pug:
+    with _client(server, reports, strict_catalog=True) as pug:
         pug.track("forms-user", ProductViewed(product_id="sku-1", price=29.99, currency="USD"))
         pug.track(
             "forms-user",
@@ -79,11 +79,11 @@ def test_typed_and_string_forms_have_the_same_outcome(server: LocalServer) -> No
     assert pug.stats().rejected == 2
 
 
-def test_invalid_well_known_events_are_dropped_and_reported_never_raised(
+def test_in_strict_mode_invalid_well_known_events_are_dropped_and_reported_never_raised(
     server: LocalServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     reports = Reports()
-    with _client(server, reports) as pug:
+    with _client(server, reports, strict_catalog=True) as pug:
         pug.track("bad-user", "product_viewed", {"price": 3.0})  # required product_id missing
         pug.track("bad-user", "add_to_cart", {"product_id": "p", "quantity": 1.5})
         pug.track("bad-user", "product_viewed", {"product_id": "p", "currency": "usd"})
