@@ -493,7 +493,7 @@ def check_outcome(
     logged = [
         r
         for r in guard.records
-        if r.name == "pug_grpc.client"
+        if r.name == "pug_grpc.engine"  # the engine counts and logs each refusal
         and r.levelno >= logging.WARNING
         and r.getMessage().startswith("dropped")
     ]
