@@ -584,26 +584,38 @@ class Pipeline:
     ) -> None:
         if not attempts:
             return
-        count = sum(a.record.count for a in attempts)
         with self._lock:
             for attempt in attempts:
                 self.ledger.resolve(
                     attempt.record.window, outcome, attempt.record.count, in_flight=in_flight
                 )
-        if reason == UNCONFIRMED:
-            text = f"{count} item(s) sent with no reply before the deadline; they may be stored"
-        elif self.storage.persistent:
-            text = (
-                f"{count} item(s) not sent before the deadline; they stay in {self.storage!r} "
-                f"and a later client on it sends them"
+        # One report per group of at most MAX_REPORTED_ITEMS items (a request holds at most
+        # 1,000), so that every item left at the deadline is handed to on_error, none counted
+        # only.
+        groups: list[list[Attempt]] = [[]]
+        held = 0
+        for attempt in attempts:
+            if groups[-1] and held + attempt.record.count > MAX_REPORTED_ITEMS:
+                groups.append([])
+                held = 0
+            groups[-1].append(attempt)
+            held += attempt.record.count
+        for group in groups:
+            count = sum(a.record.count for a in group)
+            if reason == UNCONFIRMED:
+                text = f"{count} item(s) sent with no reply before the deadline; they may be stored"
+            elif self.storage.persistent:
+                text = (
+                    f"{count} item(s) not sent before the deadline; they stay in "
+                    f"{self.storage!r} and a later client on it sends them"
+                )
+            else:
+                text = f"{count} item(s) not sent before the deadline"
+            _log.warning("%s", text)
+            self._report(
+                PugDeliveryError(text, reason=reason, code=grpc.StatusCode.DEADLINE_EXCEEDED),
+                self._items([a.record for a in group]),
             )
-        else:
-            text = f"{count} item(s) not sent before the deadline"
-        _log.warning("%s", text)
-        self._report(
-            PugDeliveryError(text, reason=reason, code=grpc.StatusCode.DEADLINE_EXCEEDED),
-            self._items([a.record for a in attempts]),
-        )
 
     def _account_queue(self) -> None:
         page = self._page

@@ -343,6 +343,14 @@ def test_at_the_deadline_in_flight_is_unconfirmed_and_waiting_is_undelivered() -
     assert len(h.sink.open()) == 2
     h.pipeline.abandon()
     assert h.outcomes() == {"unconfirmed": 2000, "undelivered": 1000}
-    assert h.reasons() == ["UNCONFIRMED", "UNDELIVERED"]
+    # One report per 1,000 items at most, so each item left is handed to on_error (a report
+    # of 2,000 would carry only the first 1,000 of them).
+    assert h.reasons() == ["UNCONFIRMED", "UNCONFIRMED", "UNDELIVERED"]
+    assert [len(items) for _, items in h.reports] == [1000, 1000, 1000]
+    sent = {e.event_id for c in h.sink.calls for e in c.events}
+    unconfirmed = [i.event_id for e, items in h.reports[:2] for i in items]
+    assert sorted(unconfirmed) == sorted(sent)
+    reported = {i.event_id for _, items in h.reports for i in items}
+    assert len(reported) == 3000
     assert all(c.cancelled for c in h.sink.calls)
     h.check_accounts()

@@ -1,7 +1,7 @@
 """Backpressure, push-back, permanent errors, a refused event inside a batch, and deadlines.
 
 Gaps between attempts are measured on the server (when each call arrived), and compared with
-the waits the client logged (``pug_grpc.worker`` at INFO: the exact wait it chose).
+the waits the client logged (``pug_grpc.pipeline`` at INFO: the exact wait it chose).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def logged_waits(guard: LeakGuard) -> list[tuple[float, str]]:
     return [
         (float(cast(tuple[Any, ...], r.args)[0]), str(cast(tuple[Any, ...], r.args)[1]))
         for r in guard.records
-        if r.name == "pug_grpc.worker" and r.msg == RETRY_LOG
+        if r.name == "pug_grpc.pipeline" and r.msg == RETRY_LOG
     ]
 
 

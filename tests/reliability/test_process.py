@@ -17,7 +17,7 @@ from pug_grpc.gen.sdk.events.v1 import events_pb2
 from pug_grpc.gen.sdk.profiles.v1 import profiles_pb2
 
 from pug_grpc import BatchSettings
-from pug_grpc._ingest.outcomes import UNDELIVERED
+from pug_grpc._ingest.outcomes import UNCONFIRMED, UNDELIVERED
 from pug_grpc.testing import LocalServer
 from tests.support.reliability import (
     ChildReports,
@@ -81,14 +81,30 @@ def test_close_with_the_server_down_returns_in_time_and_reports_everything(
     elapsed = time.monotonic() - start
     print(f"close(timeout=1.0) with the server {mode}: {elapsed:.2f} s")
     assert elapsed < 1.0 + 0.3
-    assert set(reports.reasons()) == {UNDELIVERED}
+    # Sent without a reply: UNCONFIRMED (it may have been stored); never sent: UNDELIVERED.
+    assert set(reports.reasons()) <= {UNDELIVERED, UNCONFIRMED}
     items = [i for r in reports.all for i in r.items]
     seqs = Counter(seq_of(i) for i in items if isinstance(i, events_pb2.Event))
     assert seqs == Counter(range(2_000)), "every event reported, each exactly once"
     identifies = [i for i in items if isinstance(i, profiles_pb2.IdentifyRequest)]
     assert len(identifies) == 4
     stats = pug.stats()
-    assert (stats.sent, stats.dead_lettered, stats.queue_depth) == (0, 2_004, 0)
+    assert (stats.sent, stats.dead_lettered, stats.queue_depth) == (0, 0, 0)
+    assert stats.undelivered + stats.unconfirmed == 2_004
+    assert reports.item_counts[UNDELIVERED] == stats.undelivered
+    assert reports.item_counts[UNCONFIRMED] == stats.unconfirmed
+    unconfirmed_items = [i for r in reports.of(UNCONFIRMED) for i in r.items]
+    unconfirmed = {seq_of(i) for i in unconfirmed_items if isinstance(i, events_pb2.Event)}
+    if mode == "hanging":
+        # Exactly what the server received (and never answered) is unconfirmed.
+        received = {seq_of(e) for c in server.calls_to("BatchCreate") for e in batch_of(c).events}
+        assert received
+        assert unconfirmed == received
+        assert stats.unconfirmed == len(received) + len(server.calls_to("Identify"))
+    else:
+        # Nothing listens: at most the one request probing the outage was out at the deadline.
+        assert stats.unconfirmed <= 1_000
+        assert stats.undelivered >= 1_004
     assert server.events == []
 
 
@@ -142,7 +158,12 @@ def test_exit_with_the_server_down_is_bounded_and_reports_everything(
     # 1 s budget, at most about 1 s more to cancel the call in flight, plus interpreter start.
     assert elapsed < 5.0
     reports = ChildReports.parse(done.stdout)
-    assert reports.reasons() == {UNDELIVERED}
+    # Never sent: UNDELIVERED; sent and never answered (hanging): UNCONFIRMED.
+    assert reports.reasons() <= {UNDELIVERED, UNCONFIRMED}
+    if mode == "hanging":
+        received = sum(len(batch_of(c).events) for c in server.calls_to("BatchCreate"))
+        assert received > 0
+        assert reports.count(UNCONFIRMED) == received
     assert reports.count() == 500
     assert len(set(reports.ids())) == 500
 
