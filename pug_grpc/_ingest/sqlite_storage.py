@@ -60,11 +60,9 @@ class _Entry:
     window: int
     key: int
 
-    def order(self) -> tuple[int, int]:
-        return (self.shard.rank, self.rowid)
-
     def __lt__(self, other: _Entry) -> bool:
-        return self.order() < other.order()
+        """Older files' records first, then in the order they were stored."""
+        return (self.shard.rank, self.rowid) < (other.shard.rank, other.rowid)
 
 
 class SqliteStorage(Storage):
