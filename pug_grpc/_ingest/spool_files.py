@@ -1,8 +1,8 @@
 """The spool's file-level pieces: locks, header checks, failure causes, inherited connections.
 
-Kept apart from :mod:`pug_grpc._ingest.sqlite_storage` (the queue itself) so that the rules a
-file must meet before SQLite opens it, and how a process proves a file is its own, read in
-one place.
+Kept apart from :mod:`pug_grpc._ingest.spool_shard` (what SQLite keeps in a file) so that the
+rules a file must meet before SQLite opens it, and how a process proves a file is its own, read
+in one place.
 """
 
 from __future__ import annotations
