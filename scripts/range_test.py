@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 _FLOOR_RE = re.compile(r"^([A-Za-z0-9_.-]+)\s*>=\s*([^,;\s]+)")
 
-# Generated code, validation, the wire (reads, ingestion, the local server), the command line
+# Generated code, validation, the wire (reads, ingestion, the local server, the spool), the CLI
 # and the guarantees under faults: everything but the packaging and tooling checks.
 SUITE = (
     "tests/ingest",
@@ -32,6 +32,7 @@ SUITE = (
     "tests/testing",
     "tests/cli",
     "tests/reliability",
+    "tests/storage",
     "tests/build/test_generated.py",
     "tests/build/test_contract.py",
 )
