@@ -1,4 +1,4 @@
-"""The ingestion engine: the hand-off from callers, the worker thread, flush, close and fork.
+"""The ingestion engine: the worker thread and the lifecycle (start, flush, close, fork).
 
 Lifecycle, in named phases under one lock (``Engine._lock``)::
 
@@ -13,8 +13,7 @@ Who owns what:
 field                         written by                   guarded by
 ============================  ===========================  ==================================
 ``_phase``, ``_deadline``     any thread (close, start)    ``_lock``
-``_intake``, ``_bypass``      callers put, worker takes    lock-free (``SimpleQueue``/deque)
-``_calls``                    callers (one ``next()``)     atomic under the GIL (no lock)
+``_handoff``                  callers put, worker takes    lock-free put (see handoff.py)
 ``ledger``                    the worker (and refusals)    ``_lock``
 ``_pipeline``                 the driving thread only      (one thread)
 ``_closed``, ``_quiet``       the worker                   ``threading.Event``
@@ -22,24 +21,22 @@ field                         written by                   guarded by
 
 ``_lock`` is re-entrant: ``track()`` from a signal handler may need it on a thread that the
 signal interrupted while it held it, and must not deadlock. The callers' fast path takes no
-lock at all: ``SimpleQueue.put`` is re-entrant.
+lock at all (:mod:`pug_grpc._ingest.handoff`).
 """
 
 from __future__ import annotations
 
 import enum
-import itertools
 import logging
 import math
-import queue
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-from pug_grpc._ingest.messages import RawEvent, build_event, stub_event, uuid7_batch
+from pug_grpc._ingest.handoff import WAKE, Completion, Control, Flush, Handoff, Pause, as_messages
+from pug_grpc._ingest.messages import RawEvent, uuid7_batch
 from pug_grpc._ingest.outcomes import (
     QUEUE_OVERFLOW,
     UNDELIVERED,
@@ -49,7 +46,7 @@ from pug_grpc._ingest.outcomes import (
     Stats,
 )
 from pug_grpc._ingest.pipeline import Attempt, Pipeline
-from pug_grpc._ingest.reports import MAX_REPORTED_ITEMS, SafeReporter
+from pug_grpc._ingest.reports import SafeReporter
 from pug_grpc._ingest.settings import BatchSettings
 from pug_grpc._ingest.sink import Reply, Sink
 from pug_grpc._ingest.storage import MemoryStorage, Storage
@@ -62,9 +59,6 @@ _log = logging.getLogger("pug_grpc.engine")
 
 _TAKE_AT_ONCE: Final = 512
 """Items the worker takes from the hand-off before encoding them in one go."""
-
-_YIELD_EVERY: Final = (64, 32, 16, 4)
-"""Calls between two yields of the interpreter lock, by quarters of the hand-off past half full."""
 
 _CLOSE_GRACE_S: Final = 1.0
 """How long ``close()`` waits past its deadline for the worker to report what was left."""
@@ -80,37 +74,6 @@ class Phase(enum.Enum):
     DRAINING = "draining"
     CLOSED = "closed"
 
-
-class _Control:
-    """A message to the worker travelling through the hand-off (never an item)."""
-
-    __slots__ = ()
-
-
-class _Flush(_Control):
-    __slots__ = ("window",)
-
-    def __init__(self) -> None:
-        self.window: int | None = None
-
-
-class _Wake(_Control):
-    __slots__ = ()
-
-
-class _Pause(_Control):
-    __slots__ = ()
-
-
-class _Completion(_Control):
-    __slots__ = ("attempt", "reply")
-
-    def __init__(self, attempt: Attempt, reply: Reply) -> None:
-        self.attempt = attempt
-        self.reply = reply
-
-
-_WAKE: Final = _Wake()
 
 _engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 """Every engine that is not closed (a running engine is kept alive by its own thread; a new
@@ -154,8 +117,6 @@ class Engine:
         self._new_ids = new_ids
         self._connection_problem = connection_problem
         self._pause = pause
-        self._limit = batch.max_queue_size
-        self._crowded_at = max(1, batch.max_queue_size // 2)
         self._reset()
         _engines.add(self)  # from the start: a fork during the first track() must reset it
 
@@ -165,14 +126,14 @@ class Engine:
         self._changed = threading.Condition(self._lock)
         self._phase = Phase.NEW
         self._deadline = math.inf
-        self._intake: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._bypass: deque[Any] = deque()
-        self._calls = itertools.count()
-        self._note_call = self._calls.__next__
-        self._crowded_calls = 0
-        self._overflow_items: deque[Any] = deque(maxlen=MAX_REPORTED_ITEMS)
-        self._overflow_unreported = 0
         self.ledger = Ledger()
+        self._handoff = Handoff(
+            limit=self.batch.max_queue_size,
+            ledger=self.ledger,
+            lock=self._lock,
+            pause=self._pause,
+            yields=self.threaded,
+        )
         self._pipeline: Pipeline | None = None
         self._wake_at: float | None = None
         self._starting = False
@@ -195,11 +156,7 @@ class Engine:
 
     def submit(self, item: RawEvent | profiles_pb2.IdentifyRequest) -> None:
         """Hand an event tuple or an ``IdentifyRequest`` to the worker; never blocks."""
-        intake = self._intake
-        if intake.qsize() >= self._crowded_at:
-            self._crowded()
-        self._note_call()  # before the put: the worker may take the item at once
-        intake.put(item)
+        self._handoff.put(item)
         phase = self._phase
         if phase is Phase.RUNNING and self.threaded:
             return
@@ -210,39 +167,6 @@ class Engine:
         if not self.threaded:
             self._drive()
 
-    def _crowded(self) -> None:
-        """The hand-off is past half full: let the worker run, and make room when full.
-
-        A thread calling ``track()`` in a loop never gives up the interpreter lock by itself, so
-        the worker gets it only every few milliseconds (the switch interval) and falls behind.
-        Past half full, the caller yields the lock every few calls, more often the fuller the
-        hand-off: it costs the caller the worker's CPU time, never a network wait.
-        """
-        depth = self._intake.qsize()
-        self._crowded_calls += 1
-        quarter = min(3, (depth - self._crowded_at) * 8 // max(1, self._limit))
-        if self._crowded_calls % _YIELD_EVERY[quarter] == 0 and self.threaded:
-            self._pause(0)
-        if depth >= self._limit:
-            self._make_room()
-
-    def _make_room(self) -> None:
-        """Drop the oldest item of a full hand-off (controls move to the bypass, in order)."""
-        with self._lock:
-            for _ in range(8):
-                try:
-                    oldest = self._intake.get_nowait()
-                except queue.Empty:
-                    return
-                if isinstance(oldest, _Control):
-                    self._bypass.append(oldest)
-                    continue
-                window = self.ledger.take(1)
-                self.ledger.resolve(window, "overflowed", 1)
-                self._overflow_items.append(oldest)
-                self._overflow_unreported += 1
-                return
-
     def refuse(self, error: PugDeliveryError, item: Any) -> None:
         """Count and report a call refused on the caller's thread (never enqueued)."""
         with self._lock:
@@ -250,19 +174,19 @@ class Engine:
         _log.warning("dropped: %s", error.message)
         self.report(error, [item] if item is not None else [])
 
-    def _put_control(self, control: _Control) -> None:
-        self._intake.put(control)
+    def _put_control(self, control: Control) -> None:
+        self._handoff.put_control(control)
 
     def _completed(self, attempt: Attempt, reply: Reply) -> None:
         """A sink's reply (any thread): hand it to the driving thread."""
-        self._put_control(_Completion(attempt, reply))
+        self._put_control(Completion(attempt, reply))
 
     # -- start ------------------------------------------------------------------------------
     def start(self) -> None:
         """Start now rather than at the first item (a persistent storage may hold some)."""
         if self._phase is Phase.NEW:
             self._start()
-            self._put_control(_WAKE)  # in sync_mode, the first call drives it
+            self._put_control(WAKE)  # in sync_mode, the first call drives it
 
     def _start(self) -> None:
         with self._lock:
@@ -328,17 +252,7 @@ class Engine:
 
     def _settled(self) -> bool:
         pipeline = self._pipeline
-        return pipeline is None or (pipeline.idle() and self._intake.empty() and not self._bypass)
-
-    def _next_object(self, timeout: float | None) -> Any:
-        if self._bypass:
-            return self._bypass.popleft()
-        try:
-            if timeout is not None and timeout <= 0:
-                return self._intake.get_nowait()
-            return self._intake.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        return pipeline is None or (pipeline.idle() and self._handoff.empty())
 
     def _turn(self, *, block: bool) -> bool:
         """Wait for something to do, take what has arrived, let the pipeline act.
@@ -351,7 +265,7 @@ class Engine:
         if self._wake_at is not None:
             limit = min(limit, self._wake_at)
         timeout = None if limit == math.inf else max(0.0, limit - self._clock())
-        obj = self._next_object(timeout if block else 0.0)
+        obj = self._handoff.next(timeout if block else 0.0)
         raws: list[RawEvent] = []
         taken = 0
         while obj is not None:
@@ -368,11 +282,10 @@ class Engine:
             taken += 1
             if taken >= 4 * _TAKE_AT_ONCE:
                 break
-            obj = self._next_object(0.0)
+            obj = self._handoff.next(0.0)
         if raws:
             self._take_events(pipeline, raws)
-        if self._overflow_unreported:
-            self._report_overflow()
+        self._report_overflow()
         if self._phase is Phase.DRAINING:
             pipeline.urgent = True
             pipeline.seal()
@@ -402,27 +315,25 @@ class Engine:
                 window = self.ledger.take(1)
             pipeline.take_identify(obj.SerializeToString(), window)
             return
-        if isinstance(obj, _Completion):
+        if isinstance(obj, Completion):
             pipeline.on_reply(obj.attempt, obj.reply)
-        elif isinstance(obj, _Flush):
+        elif isinstance(obj, Flush):
             pipeline.seal()
             with self._lock:
                 obj.window = self.ledger.close_window()
-        elif isinstance(obj, _Pause):
+        elif isinstance(obj, Pause):
             self._quiesce(pipeline)
 
     def _report_overflow(self) -> None:
-        with self._lock:
-            count = self._overflow_unreported
-            items = list(self._overflow_items)
-            self._overflow_items.clear()
-            self._overflow_unreported = 0
+        count, items = self._handoff.take_overflow()
+        if not count:
+            return
         _log.warning("hand-off full: dropped the %d oldest call(s)", count)
         error = PugDeliveryError(
             f"the queue was full: {count} oldest item(s) dropped",
             reason=QUEUE_OVERFLOW,
         )
-        self.report(error, _messages(items) if self.report.wants_items else [])
+        self.report(error, as_messages(items) if self.report.wants_items else [])
 
     def _finish(self) -> None:
         """Closed: report stragglers, release the storage and the channel, wake waiters."""
@@ -446,27 +357,15 @@ class Engine:
 
     def _sweep(self) -> None:
         """Report items that arrived after the worker's last turn (never sent)."""
-        late: list[Any] = []
+        late = self._handoff.sweep()
         with self._lock:
-            while True:
-                try:
-                    obj = self._bypass.popleft() if self._bypass else self._intake.get_nowait()
-                except queue.Empty:
-                    break
-                if isinstance(obj, _Control):
-                    if isinstance(obj, _Flush) and obj.window is None:
-                        obj.window = self.ledger.close_window()
-                    continue
-                window = self.ledger.take(1)
-                self.ledger.resolve(window, "undelivered", 1)
-                late.append(obj)
             self._changed.notify_all()
         if late:
             error = PugDeliveryError(
                 f"{len(late)} item(s) queued while the client was closing",
                 reason=UNDELIVERED,
             )
-            self.report(error, _messages(late) if self.report.wants_items else [])
+            self.report(error, as_messages(late) if self.report.wants_items else [])
 
     # -- flush ------------------------------------------------------------------------------
     def flush(self, timeout: float | None) -> FlushResult:
@@ -474,7 +373,7 @@ class Engine:
         if self.on_worker_thread():
             _log.warning("flush() called from on_error on the worker thread; not waiting")
             return FlushResult(completed=False)
-        marker = _Flush()
+        marker = Flush()
         with self._lock:
             if self._phase is Phase.NEW:
                 return self.ledger.claim(self.ledger.window, completed=True)
@@ -521,7 +420,7 @@ class Engine:
             self._after_close_new()
             return True
         if phase is not Phase.CLOSED:
-            self._put_control(_WAKE)
+            self._put_control(WAKE)
             if not self.threaded:
                 self._drive()
         if not wait or self.on_worker_thread():
@@ -541,10 +440,7 @@ class Engine:
     # -- stats ------------------------------------------------------------------------------
     def stats(self) -> Stats:
         with self._lock:
-            # Handed over and not yet taken by the worker: counted from the calls, never from
-            # the queue, so an item the worker is picking up is never missing from the sum.
-            waiting = _count_of(self._calls) - self.ledger.taken
-            return self.ledger.stats(waiting=max(0, waiting))
+            return self.ledger.stats(waiting=self._handoff.waiting())
 
     # -- fork -------------------------------------------------------------------------------
     def before_fork(self) -> None:
@@ -555,7 +451,7 @@ class Engine:
             return
         self._quiet.clear()
         self._resume.clear()
-        self._put_control(_Pause())
+        self._put_control(Pause())
         if not self._quiet.wait(3 * _QUIESCE_S):
             _log.warning(
                 "the pug-grpc worker did not quiesce before fork() (%d request(s) in flight)",
@@ -590,40 +486,17 @@ class Engine:
                 continue
             if left <= 0:
                 break
-            try:
-                obj = self._intake.get(timeout=min(left, 0.05))
-            except queue.Empty:
+            obj = self._handoff.next(min(left, 0.05))
+            if obj is None:
                 continue
-            if isinstance(obj, _Completion):
+            if isinstance(obj, Completion):
                 pipeline.on_reply(obj.attempt, obj.reply)
             else:
                 later.append(obj)
-        self._bypass.extendleft(reversed(later))
+        self._handoff.put_back(later)
         self._quiet.set()
         self._resume.wait(_QUIESCE_S + 5.0)
         pipeline.paused = False
-
-
-def _messages(items: list[Any]) -> list[Any]:
-    """Messages for items that never reached the pipeline (for a report)."""
-    out: list[Any] = []
-    raws = [i for i in items if type(i) is tuple]
-    ids = iter(uuid7_batch(len(raws))) if raws else iter(())
-    for item in items:
-        if type(item) is tuple:
-            new_id = next(ids)
-            try:
-                out.append(build_event(item, new_id))
-            except Exception:
-                out.append(stub_event(item, new_id))
-        elif isinstance(item, profiles_pb2.IdentifyRequest):
-            out.append(item)
-    return out
-
-
-def _count_of(counter: itertools.count[int]) -> int:
-    """How many values ``counter`` has handed out (its repr is ``count(N)``)."""
-    return int(repr(counter)[6:-1])
 
 
 def live_engines() -> list[Engine]:

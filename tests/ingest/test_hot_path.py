@@ -7,7 +7,6 @@ as it fills, and a full one drops its oldest call: the caller never waits for th
 
 from __future__ import annotations
 
-import queue
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,11 +50,9 @@ def idle_engine(pug: Pug, *, limit: int = 10_000, pauses: list[float] | None = N
 
 def handed_off(engine: Engine) -> list[Any]:
     items = []
-    while True:
-        try:
-            items.append(engine._intake.get_nowait())
-        except queue.Empty:
-            return items
+    while (item := engine._handoff.next(0.0)) is not None:
+        items.append(item)
+    return items
 
 
 @pytest.fixture(scope="module")
