@@ -16,7 +16,7 @@ field                         written by                   guarded by
 ``_handoff``                  callers put, worker takes    lock-free put (see handoff.py)
 ``ledger``                    the worker (and refusals)    ``_lock``
 ``_pipeline``                 the driving thread only      (one thread)
-``_closed``, ``_quiet``       the worker                   ``threading.Event``
+``_closed``, ``_fork_pause``  the worker                   ``threading.Event`` (quiesce.py)
 ============================  ===========================  ==================================
 
 ``_lock`` is re-entrant: ``track()`` from a signal handler may need it on a thread that the
@@ -46,6 +46,7 @@ from pug_grpc._ingest.outcomes import (
     Stats,
 )
 from pug_grpc._ingest.pipeline import Attempt, Pipeline
+from pug_grpc._ingest.quiesce import ForkPause
 from pug_grpc._ingest.reports import SafeReporter
 from pug_grpc._ingest.settings import BatchSettings
 from pug_grpc._ingest.sink import Reply, Sink
@@ -62,10 +63,6 @@ _TAKE_AT_ONCE: Final = 512
 
 _CLOSE_GRACE_S: Final = 1.0
 """How long ``close()`` waits past its deadline for the worker to report what was left."""
-
-_QUIESCE_S: Final = 2.0
-"""How long a fork waits for requests in flight to finish before it cancels them (and then,
-at most, for the cancellations to come back)."""
 
 
 class Phase(enum.Enum):
@@ -139,8 +136,7 @@ class Engine:
         self._starting = False
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
-        self._quiet = threading.Event()
-        self._resume = threading.Event()
+        self._fork_pause = ForkPause()
         self._drive_lock = threading.Lock()
 
     # -- the caller's side ----------------------------------------------------------------
@@ -322,7 +318,7 @@ class Engine:
             with self._lock:
                 obj.window = self.ledger.close_window()
         elif isinstance(obj, Pause):
-            self._quiesce(pipeline)
+            self._fork_pause.park(pipeline, self._handoff)
 
     def _report_overflow(self) -> None:
         count, items = self._handoff.take_overflow()
@@ -449,17 +445,16 @@ class Engine:
             return
         if not self.threaded or self._thread is None or not self._thread.is_alive():
             return
-        self._quiet.clear()
-        self._resume.clear()
+        self._fork_pause.arm()
         self._put_control(Pause())
-        if not self._quiet.wait(3 * _QUIESCE_S):
+        if not self._fork_pause.wait_quiet():
             _log.warning(
                 "the pug-grpc worker did not quiesce before fork() (%d request(s) in flight)",
                 self.ledger.in_flight,
             )
 
     def after_fork_in_parent(self) -> None:
-        self._resume.set()
+        self._fork_pause.release()
 
     def after_fork_in_child(self) -> None:
         """Start over: the parent's queue, thread and requests stay the parent's."""
@@ -470,33 +465,6 @@ class Engine:
                 pipeline.storage.after_fork_in_child()
             except Exception:
                 _log.exception("resetting the storage after fork failed")
-
-    def _quiesce(self, pipeline: Pipeline) -> None:
-        """On the worker: stop starting requests, let those in flight end, then wait."""
-        pipeline.paused = True
-        ends = time.monotonic() + _QUIESCE_S
-        cancelled = False
-        later: list[Any] = []  # everything but replies waits until after the fork, in order
-        while pipeline.in_flight:
-            left = ends - time.monotonic()
-            if left <= 0 and not cancelled:
-                pipeline.cancel_in_flight()  # resent after the fork, with the same ids
-                cancelled = True
-                ends = time.monotonic() + _QUIESCE_S
-                continue
-            if left <= 0:
-                break
-            obj = self._handoff.next(min(left, 0.05))
-            if obj is None:
-                continue
-            if isinstance(obj, Completion):
-                pipeline.on_reply(obj.attempt, obj.reply)
-            else:
-                later.append(obj)
-        self._handoff.put_back(later)
-        self._quiet.set()
-        self._resume.wait(_QUIESCE_S + 5.0)
-        pipeline.paused = False
 
 
 def live_engines() -> list[Engine]:
