@@ -148,7 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "memory": plan.memory,
         }
         if has_pug:
-            steps.update(variants=plan.variants, reads=plan.reads, profile=plan.profile)
+            steps.update(
+                variants=plan.variants,
+                reads=plan.reads,
+                profile=plan.profile,
+                storage=plan.storage,
+                asyncio=plan.asyncio,
+            )
         try:
             for name, step in steps.items():
                 if name in sections:

@@ -240,6 +240,21 @@ def machine_line(m: Row) -> str:
     )
 
 
+def _script_section(title: str, result: Row) -> list[str]:
+    """A section printed by a script of its own: its table as it printed it."""
+    status = "" if result["returncode"] == 0 else f" (exit {result['returncode']})"
+    return [
+        title,
+        "",
+        f"`scripts/{result['command']}`{status}",
+        "",
+        "```",
+        result["text"].rstrip(),
+        "```",
+        "",
+    ]
+
+
 def render(report: Row) -> str:
     """Every table of the run, in the order of the sections."""
     cfg = report["config"]
@@ -287,5 +302,9 @@ def render(report: Row) -> str:
         out += [*_reads(report["reads"]), ""]
     if report.get("profile"):
         out += [*_profile(report["profile"]), ""]
+    if report.get("storage"):
+        out += [*_script_section("### Storage: MemoryStorage and SqliteStorage", report["storage"])]
+    if report.get("asyncio"):
+        out += [*_script_section("### asyncio: the event loop's lateness", report["asyncio"])]
     out += ["### Targets, from this run's figures", "", *targets_table(report)]
     return "\n".join(out) + "\n"

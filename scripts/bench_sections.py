@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO, Any
 
 from bench_netem import NetemLink, NetemUnavailableError
 from bench_procs import ClientFailedError, Sink, run_client
 from bench_runs import Bench, Sdk, pug_with, summarize
 
-SECTIONS = ("loopback", "delayed", "validating", "outage", "memory", "variants", "reads", "profile")
+SECTIONS = (
+    "loopback",
+    "delayed",
+    "validating",
+    "outage",
+    "memory",
+    "variants",
+    "reads",
+    "profile",
+    "storage",
+    "asyncio",
+)
 ROW_SECTIONS = ("loopback", "delayed", "validating", "outage", "memory", "netem", "variants")
 """The sections whose rows the report holds as lists (``reads`` and ``profile`` are one each)."""
 
@@ -34,6 +47,10 @@ class Sizes:
     outage_for_s: float = 3.0
     memory_events: int = 100_000
     reads_seeded: int = 10_000
+    storage_events: int = 20_000
+    storage_outage_s: float = 30.0
+    async_profiles: int = 10_000
+    async_events: int = 100_000
 
 
 QUICK = Sizes(
@@ -48,6 +65,10 @@ QUICK = Sizes(
     outage_for_s=0.5,
     memory_events=2_000,
     reads_seeded=500,
+    storage_events=1_000,
+    storage_outage_s=1.0,
+    async_profiles=500,
+    async_events=2_000,
 )
 
 
@@ -196,6 +217,34 @@ class Plan:
             "profile", "--port", str(sink.port), "--events", events, timeout=600, log=self.bench.log
         )
 
+    def storage(self) -> None:
+        """MemoryStorage and SqliteStorage on the same workload, then an outage with the spool."""
+        say("storage")
+        s = self.sizes
+        self.report["storage"] = _script(
+            "bench_storage.py",
+            "--events",
+            str(s.storage_events),
+            "--outage",
+            str(s.storage_outage_s),
+            "--rate",
+            "5000",
+            log=self.bench.log,
+        )
+
+    def asyncio(self) -> None:
+        """The event loop's lateness while AsyncPug lists profiles and tracks events."""
+        say("asyncio")
+        s = self.sizes
+        self.report["asyncio"] = _script(
+            "bench_async.py",
+            "--profiles",
+            str(s.async_profiles),
+            "--events",
+            str(s.async_events),
+            log=self.bench.log,
+        )
+
     def netem(self, delays_ms: Sequence[float], log: IO[str]) -> None:
         """The delayed burst again, with the latency on the packets (netns + veth + netem)."""
         link = NetemLink()
@@ -224,3 +273,21 @@ class Plan:
         finally:
             bench.close()
             link.close()
+
+
+def _script(name: str, *args: str, log: IO[str]) -> dict[str, Any]:
+    """Run a benchmark script of its own (its own process), keeping the table it prints."""
+    script = Path(__file__).with_name(name)
+    done = subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    log.write(f"--- {name} {' '.join(args)}\n{done.stderr}")
+    return {
+        "command": f"{name} {' '.join(args)}",
+        "returncode": done.returncode,
+        "text": done.stdout,
+    }

@@ -72,6 +72,11 @@ def test_quick_benchmark_writes_every_table_and_the_json(tmp_path: Path) -> None
         assert report["reads"][read]["items"] >= 500
     assert any("track" in row["function"] for row in report["profile"]["caller"])
     assert len(report["targets"]) >= 10
+    assert report["storage"]["returncode"] == 0
+    assert "SqliteStorage" in report["storage"]["text"]
+    assert "lost 0" in report["storage"]["text"]
+    assert report["asyncio"]["returncode"] == 0
+    assert "AsyncPug: list + track" in report["asyncio"]["text"]
     assert {t["passed"] for t in report["targets"]} <= {True, False, None}
 
     table = (tmp_path / "latest.md").read_text()
@@ -83,6 +88,8 @@ def test_quick_benchmark_writes_every_table_and_the_json(tmp_path: Path) -> None
         "### Validating server",
         "### Outage",
         "### Memory behind a stopped server",
+        "### Storage: MemoryStorage and SqliteStorage",
+        "### asyncio: the event loop's lateness",
         "### Targets, from this run",
     ):
         assert heading in table
