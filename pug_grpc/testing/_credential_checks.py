@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from pug_grpc._names import PROJECT_HEADER, PUBLIC_KEY_PREFIX
 from pug_grpc.testing._sessions import SessionIssuer
 from pug_grpc.testing._status import ServerError, unauthenticated
 
@@ -20,7 +21,7 @@ __all__ = ["Authenticator", "Caller", "family_of"]
 
 _API_KEY = "x-api-key"
 _AUTHORIZATION = "authorization"
-_PROJECT = "x-project-id"
+_PROJECT = PROJECT_HEADER
 
 
 def family_of(method: str) -> str:
@@ -65,14 +66,14 @@ class Authenticator:
         )
 
     def _key_caller(self, family: str, key: str) -> Caller:
-        if family == "shared" and key.startswith("pub_"):
+        if family == "shared" and key.startswith(PUBLIC_KEY_PREFIX):
             raise unauthenticated("invalid API key")
         project = self._api_keys.get(key)
         if project is None:
             raise unauthenticated("invalid API key")
         if family == "dashboard":
             raise unauthenticated("dashboard services need a signed-in session, not a key")
-        credential = "public_key" if key.startswith("pub_") else "private_key"
+        credential = "public_key" if key.startswith(PUBLIC_KEY_PREFIX) else "private_key"
         return Caller(project_id=project, credential=credential)
 
     def _session_caller(self, metadata: Mapping[str, str]) -> Caller:

@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 
+from pug_grpc._names import PRIVATE_KEY_PREFIX, PUBLIC_KEY_PREFIX
 from pug_grpc.gen.sdk.events.v1 import events_pb2
 from pug_grpc.gen.sdk.profiles.v1 import profiles_pb2 as sdk_profiles_pb2
 from pug_grpc.testing._call_path import CallPath
@@ -96,8 +97,8 @@ class LocalServer:
         config = config or ServerConfig()
         self.config = replace(
             config,
-            public_key=config.public_key or _key("pub_"),
-            private_key=config.private_key or _key("prv_"),
+            public_key=config.public_key or _key(PUBLIC_KEY_PREFIX),
+            private_key=config.private_key or _key(PRIVATE_KEY_PREFIX),
         )
         zone = _zone(self.config.reporting_timezone)
         self.store = Store(self.config.database)
