@@ -3,19 +3,28 @@
 ``Pug.track`` handles the common call inline (a plain kind seen before, an ASCII id, a dict
 or nothing, no options); everything else comes here. Refusals are logged under ``pug_grpc``,
 counted in ``stats().rejected`` and reported to ``on_error`` on the caller's thread.
+
+:class:`Intake` coordinates: the catalog's rules live in :mod:`~pug_grpc._ingest.catalog_rules`,
+identify/alias in :mod:`~pug_grpc._ingest.identify`, refusals in
+:mod:`~pug_grpc._ingest.rejections`; here are the track path, the request context and default
+properties, and ``before_send``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any, Final
 
-import grpc
-
+from pug_grpc._ingest import identify as identify_path
+from pug_grpc._ingest.catalog_rules import (
+    CATALOGUED,
+    CatalogRules,
+    plain_kinds,
+    remember_plain,
+)
 from pug_grpc._ingest.context import CONTEXT_KEYS, RequestContext, current_context
 from pug_grpc._ingest.encoding import encode_auto
 from pug_grpc._ingest.engine import Engine
@@ -26,59 +35,25 @@ from pug_grpc._ingest.hooks import (
     instant,
     run_before_send,
 )
-from pug_grpc._ingest.messages import (
-    ContextProperties,
-    RawEvent,
-    best_effort_event,
-    timestamp_ns,
-)
-from pug_grpc._ingest.outcomes import (
-    CLIENT_CLOSED,
-    INVALID_EVENT,
-    INVALID_IDENTIFY,
-    PugDeliveryError,
-)
-from pug_grpc._ingest.properties import Scalar, _DropError, normalize_value, to_struct
+from pug_grpc._ingest.messages import ContextProperties, RawEvent, timestamp_ns
+from pug_grpc._ingest.properties import Scalar, _DropError, normalize_value
+from pug_grpc._ingest.rejections import refuse_closed, reject_event, reject_unreadable
 from pug_grpc._ingest.sessions import SessionTracker
-from pug_grpc._ingest.validation import coerce_id, event_problem, identify_problem
-from pug_grpc._ingest.well_known import (
-    CatalogError,
-    is_well_known,
-    pii_fields,
-    properties_of_event,
-    properties_of_kind,
-)
-from pug_grpc.gen.catalog import OTHER_PLATFORM_KINDS, SERVER_KINDS, WellKnownEvent
-from pug_grpc.gen.sdk.profiles.v1 import profiles_pb2
+from pug_grpc._ingest.validation import coerce_id, event_problem
+from pug_grpc._ingest.validator_warm_up import after_fork_in_child, finish_warm_up, warm_up
+from pug_grpc._ingest.well_known import CatalogError
+from pug_grpc.gen.catalog import WellKnownEvent
 
-__all__ = ["CATALOGUED", "Intake", "plain_kinds", "warm_up"]
+__all__ = [
+    "CATALOGUED",
+    "Intake",
+    "after_fork_in_child",
+    "finish_warm_up",
+    "plain_kinds",
+    "warm_up",
+]
 
 _log = logging.getLogger("pug_grpc.intake")
-
-CATALOGUED: Final = frozenset(SERVER_KINDS) | OTHER_PLATFORM_KINDS
-_PLAIN_KINDS_LIMIT: Final = 4096
-plain_kinds: set[str] = set()
-"""Kinds that passed the rules and are not catalogued (a service uses few; bounded)."""
-
-_warm_up: list[threading.Thread] = []
-
-
-def warm_up() -> None:
-    """Import protovalidate off the caller's thread, once per process.
-
-    Checking a well-known event needs it; importing it costs tens of milliseconds, which the
-    first ``track()`` of a well-known kind would otherwise pay.
-    """
-    if _warm_up:
-        return
-
-    def load() -> None:
-        with contextlib.suppress(Exception):
-            import protovalidate  # noqa: F401
-
-    thread = threading.Thread(target=load, name="pug-grpc-warm-up", daemon=True)
-    _warm_up.append(thread)
-    thread.start()
 
 
 def _context_auto(values: Mapping[Any, Any]) -> dict[str, Scalar]:
@@ -97,17 +72,6 @@ def _context_auto(values: Mapping[Any, Any]) -> dict[str, Scalar]:
     return out
 
 
-def finish_warm_up(timeout: float) -> None:
-    """Before a fork: an import under way in another thread would stay locked in the child."""
-    for thread in _warm_up:
-        thread.join(timeout)
-
-
-def after_fork_in_child() -> None:
-    """The warm-up thread does not exist in a child; what it imported is there."""
-    _warm_up[:] = [threading.Thread()]
-
-
 _ANY_SESSION: Final = "00000000-0000-4000-8000-000000000000"
 """Stands for the session while the identity fields are checked, before one is picked."""
 
@@ -117,13 +81,11 @@ class Intake:
 
     __slots__ = (
         "_before_send",
+        "_catalog",
         "_defaults",
         "_engine",
         "_lock",
-        "_mismatches",
-        "_send_pii",
         "_sessions",
-        "_strict",
         "filtered",
     )
 
@@ -139,13 +101,11 @@ class Intake:
     ) -> None:
         self._engine = engine
         self._sessions = sessions
-        self._send_pii = send_pii
-        self._strict = strict_catalog
+        self._catalog = CatalogRules(send_pii=send_pii, strict=strict_catalog)
         self._defaults = dict(default_properties) if default_properties else None
         self._before_send = before_send
         # Re-entrant: a signal handler's track() may interrupt stats() on this very thread.
         self._lock = threading.RLock()
-        self._mismatches: dict[str, int] = {}
         self.filtered = 0
         """Events ``before_send`` dropped."""
 
@@ -156,13 +116,12 @@ class Intake:
 
     def catalog_mismatches(self) -> dict[str, int]:
         """Events sent although they broke a catalog rule, per ``"kind: rule"``."""
-        with self._lock:
-            return dict(self._mismatches)
+        return self._catalog.mismatches()
 
     def reset_counters(self) -> None:
         """A forked child counts from zero, as ``stats()`` does."""
         self._lock = threading.RLock()
-        self._mismatches = {}
+        self._catalog.reset()
         self.filtered = 0
 
     # -- track ----------------------------------------------------------------------------
@@ -189,7 +148,7 @@ class Intake:
                 sid = context.session_id
             if extra is not None or type(kind) is not str or kind in CATALOGUED:
                 try:
-                    kind, properties = self._catalog_properties(kind, properties, extra)
+                    kind, properties = self._catalog.properties(kind, properties, extra)
                 except (CatalogError, TypeError) as exc:
                     name = kind.KIND if isinstance(kind, WellKnownEvent) else kind
                     self._reject_event(str(exc), event_id, name, distinct_id, sid)
@@ -244,12 +203,8 @@ class Intake:
                     if changed.auto_properties != (auto or {}):
                         auto = _context_auto(changed.auto_properties)
                         encoded = encode_auto(auto)
-            elif (
-                type(kind) is str
-                and kind not in CATALOGUED
-                and len(plain_kinds) < _PLAIN_KINDS_LIMIT
-            ):
-                plain_kinds.add(kind)  # valid and not catalogued: the fast path may take it
+            else:
+                remember_plain(kind)  # valid and not catalogued: the fast path may take it
             carried: Mapping[str, Any] | None = (
                 ContextProperties(props or {}, auto, encoded) if auto else props
             )
@@ -315,61 +270,6 @@ class Intake:
             return str(exc)
         return ""
 
-    def _catalog_properties(
-        self,
-        kind: str | WellKnownEvent,
-        properties: Mapping[str, Any] | None,
-        extra: Mapping[str, Any] | None,
-    ) -> tuple[str, dict[str, Any] | None]:
-        """Merge ``extra`` and check a well-known event; raises CatalogError or TypeError.
-
-        A string kind naming a catalogued event that breaks its rules is sent as given (the
-        server accepts any properties for any kind), counted and warned about once per kind
-        and rule, unless ``strict_catalog``. Typed events keep their checks.
-        """
-        for name, given in (("properties", properties), ("extra", extra)):
-            if given is not None and not isinstance(given, Mapping):
-                raise TypeError(f"{name} must be a mapping, not {type(given).__name__}")
-        merged = {**(properties or {}), **(extra or {})}
-        if isinstance(kind, WellKnownEvent):
-            fields = properties_of_event(kind, send_pii=self._send_pii)
-            shadowed = sorted(k for k in merged if k in fields)
-            if shadowed:
-                _log.warning(
-                    "%s: extra properties %s replaced by typed fields", kind.KIND, shadowed
-                )
-            return kind.KIND, {**merged, **fields}
-        if not isinstance(kind, str):
-            raise TypeError(
-                f"kind must be a string or a well-known event, not {type(kind).__name__}"
-            )
-        if is_well_known(kind):
-            try:
-                fields, rest = properties_of_kind(kind, merged, send_pii=self._send_pii)
-            except CatalogError as exc:
-                if self._strict:
-                    raise
-                self._mismatch(kind, exc)
-                if not self._send_pii:
-                    withheld = pii_fields(kind)
-                    merged = {k: v for k, v in merged.items() if k not in withheld}
-                return kind, merged or None
-            return kind, {**rest, **fields}
-        return kind, merged or None
-
-    def _mismatch(self, kind: str, exc: CatalogError) -> None:
-        key = f"{kind}: {exc.rule}"
-        with self._lock:
-            seen = self._mismatches.get(key, 0)
-            self._mismatches[key] = seen + 1
-        if not seen:
-            _log.warning(
-                "%s; sent as given (Pug accepts any properties for any kind). Further events "
-                "of this kind breaking this rule are counted in stats().catalog_mismatches; "
-                "Pug(strict_catalog=True) refuses them",
-                exc,
-            )
-
     # -- identify ---------------------------------------------------------------------------
     def identify(
         self,
@@ -378,89 +278,20 @@ class Intake:
         anonymous_id: str | None,
         device_id: str | None,
     ) -> None:
-        try:
-            if not self._engine.accepting:
-                self.refuse_closed("identify")
-                return
-            external = coerce_id(external_id)
-            anonymous = "" if anonymous_id is None else anonymous_id
-            device = "" if device_id is None else device_id
-            problem = identify_problem(external, anonymous, device)
-            if not problem and traits is not None and not isinstance(traits, Mapping):
-                problem = f"traits must be a mapping, not {type(traits).__name__}"
-            if problem:
-                self._reject_identify(problem, external, anonymous, device)
-                return
-            request = profiles_pb2.IdentifyRequest()
-            request.external_id = external  # type: ignore[assignment]
-            # Empty fields stay unset: a set empty string is checked by its rules.
-            if anonymous:
-                request.anonymous_id = anonymous
-            if device:
-                request.device_id = device
-            if traits:
-                request.traits.CopyFrom(to_struct(traits))
-            self._engine.submit(request)
-        except Exception as exc:  # arguments whose own methods raise (hostile input)
-            self.reject_unreadable("identify", exc)
+        identify_path.identify(self._engine, external_id, traits, anonymous_id, device_id)
 
     def alias(self, anonymous_id: Any, external_id: Any) -> None:
-        try:
-            if not anonymous_id:
-                self._reject_identify("alias needs an anonymous_id", external_id, "", "")
-                return
-        except Exception as exc:  # an anonymous_id whose truth value raises
-            self.reject_unreadable("alias", exc)
-            return
-        self.identify(external_id, None, anonymous_id, None)
+        identify_path.alias(self._engine, anonymous_id, external_id)
 
     # -- refusals ---------------------------------------------------------------------------
     def _reject_event(
         self, problem: str, event_id: object, kind: object, distinct_id: object, sid: object
     ) -> None:
-        event = best_effort_event(
-            event_id=event_id, kind=kind, distinct_id=distinct_id, session_id=sid, occur_ns=None
-        )
-        error = PugDeliveryError(
-            f"invalid event: {problem}", reason=INVALID_EVENT, code=grpc.StatusCode.INVALID_ARGUMENT
-        )
-        self._engine.refuse(error, event)
-
-    def _reject_identify(
-        self, problem: str, external_id: object, anonymous_id: object, device_id: object
-    ) -> None:
-        request = profiles_pb2.IdentifyRequest()
-        for name, value in (
-            ("external_id", external_id),
-            ("anonymous_id", anonymous_id),
-            ("device_id", device_id),
-        ):
-            if isinstance(value, str) and value:
-                with contextlib.suppress(TypeError, ValueError):
-                    setattr(request, name, value)
-        error = PugDeliveryError(
-            f"invalid identify: {problem}",
-            reason=INVALID_IDENTIFY,
-            code=grpc.StatusCode.INVALID_ARGUMENT,
-        )
-        self._engine.refuse(error, request)
+        reject_event(self._engine, problem, event_id, kind, distinct_id, sid)
 
     def reject_unreadable(self, call: str, exc: Exception) -> None:
         """Refuse a call whose arguments raised when read: counted, logged, reported."""
-        try:
-            _log.debug("%s() could not read its arguments", call, exc_info=True)
-            problem = f"{call}() could not read its arguments ({type(exc).__name__})"
-            if call == "track":
-                self._reject_event(problem, None, None, None, None)
-            else:
-                self._reject_identify(problem, None, None, None)
-        except Exception:  # never let a report escape to the caller
-            _log.exception("%s() failed unexpectedly; the call is dropped", call)
+        reject_unreadable(self._engine, call, exc)
 
     def refuse_closed(self, what: object) -> None:
-        error = PugDeliveryError(
-            "the client is closed", reason=CLIENT_CLOSED, code=grpc.StatusCode.CANCELLED
-        )
-        name = what if isinstance(what, str) else "call"
-        self._engine.refuse(error, None)
-        _log.debug("%s after close() refused", name)
+        refuse_closed(self._engine, what)

@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from pug_grpc._ingest import intake
+from pug_grpc._ingest import validator_warm_up
 from pug_grpc._ingest.engine import live_engines
 from pug_grpc._ingest.fork_support import FORK_SUPPORT_VARIABLE
 
@@ -61,7 +61,7 @@ def _before_fork() -> None:
     engines = live_engines()
     if not engines:
         return
-    intake.finish_warm_up(5.0)
+    validator_warm_up.finish_warm_up(5.0)
     if "fork support" not in _warned and not _grpc_fork_support():
         _warned.add("fork support")
         _log.warning(
@@ -83,7 +83,7 @@ def _after_fork_parent() -> None:
 
 def _after_fork_child() -> None:
     _multiprocessing_hooked.clear()
-    intake.after_fork_in_child()
+    validator_warm_up.after_fork_in_child()
     for engine in live_engines():
         try:
             engine.after_fork_in_child()
