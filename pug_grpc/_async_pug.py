@@ -13,13 +13,14 @@ channel of their own, opened inside the running loop on the first call.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 import grpc
 import grpc.aio
 
+from pug_grpc._client_options import DEFAULT_RETRY, Interceptor, from_env
+from pug_grpc._connections import connect_transport
 from pug_grpc._credentials import CredentialHeaders
 from pug_grpc._ingest.hooks import BeforeSend
 from pug_grpc._ingest.outcomes import FlushResult
@@ -44,18 +45,6 @@ from pug_grpc._transport import open_aio_channel, parse_endpoint
 
 __all__ = ["AsyncPug"]
 
-_SyncInterceptor = (
-    grpc.UnaryUnaryClientInterceptor
-    | grpc.UnaryStreamClientInterceptor
-    | grpc.StreamUnaryClientInterceptor
-    | grpc.StreamStreamClientInterceptor
-)
-_DEFAULT_RETRY: Final = RetrySettings()
-
-
-def _env(value: str | None, name: str) -> str | None:
-    return value if value is not None else (os.environ.get(name) or None)
-
 
 class AsyncPug(AsyncClosing):
     """:class:`~pug_grpc.Pug` for asyncio: the same constructor, ingestion and reads.
@@ -79,13 +68,13 @@ class AsyncPug(AsyncClosing):
         project_id: str | None = None,
         *,
         batch: BatchSettings | None = None,
-        retry: RetrySettings | None = _DEFAULT_RETRY,
+        retry: RetrySettings | None = DEFAULT_RETRY,
         on_error: Reporter | None = None,
         timeout: float = 10.0,
         channel: grpc.aio.Channel | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         channel_options: Sequence[tuple[str, Any]] = (),
-        interceptors: Sequence[_SyncInterceptor | grpc.aio.ClientInterceptor] = (),
+        interceptors: Sequence[Interceptor | grpc.aio.ClientInterceptor] = (),
         compression: grpc.Compression | None = None,
         allow_insecure: bool = False,
         send: bool = True,
@@ -101,9 +90,9 @@ class AsyncPug(AsyncClosing):
         strict_catalog: bool = False,
         max_session_users: int = DEFAULT_MAX_USERS,
     ) -> None:
-        api_key = _env(api_key, ENV_API_KEY)
-        endpoint = _env(endpoint, ENV_ENDPOINT)
-        project_id = _env(project_id, ENV_PROJECT_ID)
+        api_key = from_env(api_key, ENV_API_KEY)
+        endpoint = from_env(endpoint, ENV_ENDPOINT)
+        project_id = from_env(project_id, ENV_PROJECT_ID)
         aio_interceptors = [i for i in interceptors if isinstance(i, grpc.aio.ClientInterceptor)]
         # Ingestion, and every check of the options, is Pug's own.
         self._core = Pug(
@@ -138,10 +127,8 @@ class AsyncPug(AsyncClosing):
         tls: bool | None = None
         reads_transport: AsyncTransport
         if transport == "connect":
-            from pug_grpc._rpc.connect import ConnectTransport
-
             assert endpoint is not None
-            connect = ConnectTransport(
+            connect = connect_transport(
                 endpoint,
                 credentials=headers,
                 allow_insecure=allow_insecure,

@@ -3,27 +3,37 @@
 The caller's path checks the identity fields, copies the properties and hands a tuple to the
 ingestion engine (:mod:`pug_grpc._ingest.engine`); its worker thread encodes, batches, sends
 and retries. Nothing here raises on bad input: it is logged under ``pug_grpc``, counted, and
-reported to ``on_error``.
+reported to ``on_error``. The option checks live in :mod:`pug_grpc._client_options`, the
+channel, sink and queue in :mod:`pug_grpc._connections`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
-import math
-import os
-import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 import grpc
 
-from pug_grpc._credentials import CredentialsInterceptor, check_api_key, mask
-from pug_grpc._diagnosis import diagnose
+from pug_grpc._client_options import (
+    DEFAULT_RETRY,
+    Interceptor,
+    check_options,
+    check_transport,
+    from_env,
+    warn_if_public_key,
+)
+from pug_grpc._connections import (
+    connection_problem,
+    open_connections,
+    queue_storage,
+    sink_factory,
+)
+from pug_grpc._credentials import CredentialsInterceptor, mask
 from pug_grpc._ingest import process
 from pug_grpc._ingest.context import RequestContext, current_context, request_context
 from pug_grpc._ingest.engine import Engine
@@ -35,92 +45,14 @@ from pug_grpc._ingest.properties import checked_properties
 from pug_grpc._ingest.reports import Reporter, safe_reporter
 from pug_grpc._ingest.sessions import DEFAULT_MAX_USERS, SessionTracker
 from pug_grpc._ingest.settings import BatchSettings
-from pug_grpc._ingest.sink import ConnectSink, GrpcSink, NullSink, Sink
-from pug_grpc._ingest.sqlite_storage import SqliteStorage
-from pug_grpc._ingest.storage import GuardedStorage, MemoryStorage, Storage
-from pug_grpc._names import (
-    ENV_API_KEY,
-    ENV_ENDPOINT,
-    ENV_PROJECT_ID,
-    RESERVED_ID_PREFIX,
-    is_public_key,
-)
+from pug_grpc._ingest.storage import Storage
+from pug_grpc._names import ENV_API_KEY, ENV_ENDPOINT, ENV_PROJECT_ID, RESERVED_ID_PREFIX
 from pug_grpc._retry import RetrySettings
 from pug_grpc._rpc.reads import Activity, Insights, Profiles, Reads
-from pug_grpc._transport import check_compression, intercept, open_channel, parse_endpoint
+from pug_grpc._transport import parse_endpoint
 from pug_grpc.gen.catalog import WellKnownEvent
 
 __all__ = ["Pug"]
-
-_log = logging.getLogger("pug_grpc.client")
-
-_Interceptor = (
-    grpc.UnaryUnaryClientInterceptor
-    | grpc.UnaryStreamClientInterceptor
-    | grpc.StreamUnaryClientInterceptor
-    | grpc.StreamStreamClientInterceptor
-)
-
-_DEFAULT_RETRY: Final = RetrySettings()
-_abandoned_channels: list[object] = []
-"""Parent channels a forked child must neither use nor close (closing would touch shared state)."""
-
-
-class _Connections:
-    """The client's one channel (or Connect transport), opened on first use, shared by
-    ingestion and reads. The engine holds this, never the ``Pug``: a client dropped without
-    ``close()`` can then be collected while its engine drains."""
-
-    def __init__(
-        self,
-        open_base: Callable[[], grpc.Channel],
-        interceptors: tuple[Any, ...],
-        *,
-        owned: bool,
-        open_connect: Callable[[], Any] | None,
-    ) -> None:
-        self._open_base = open_base
-        self._interceptors = interceptors
-        self._owned = owned
-        self._open_connect = open_connect
-        self._lock = threading.Lock()
-        self._channel: grpc.Channel | None = None
-        self._connect: Any = None
-
-    def channel(self) -> grpc.Channel:
-        with self._lock:
-            if self._channel is None:
-                self._channel = intercept(self._open_base(), *self._interceptors)
-            return self._channel
-
-    def connect(self) -> Any:
-        """The Connect transport (``transport="connect"``)."""
-        assert self._open_connect is not None
-        with self._lock:
-            if self._connect is None:
-                self._connect = self._open_connect()
-            return self._connect
-
-    def close(self) -> None:
-        with self._lock:
-            channel, self._channel = self._channel, None
-            connect, self._connect = self._connect, None
-        for closing in (channel if self._owned else None, connect):
-            if closing is not None:
-                try:
-                    closing.close()
-                except Exception:
-                    _log.debug("closing a connection failed", exc_info=True)
-
-    def abandon_after_fork(self) -> None:
-        """A forked child: never use nor close the parent's connections; open new ones."""
-        self._lock = threading.Lock()
-        if self._channel is not None and self._owned:
-            _abandoned_channels.append(self._channel)
-            self._channel = None
-        if self._connect is not None:
-            _abandoned_channels.append(self._connect)
-            self._connect = None
 
 
 class Pug:
@@ -140,13 +72,13 @@ class Pug:
         project_id: str | None = None,
         *,
         batch: BatchSettings | None = None,
-        retry: RetrySettings | None = _DEFAULT_RETRY,
+        retry: RetrySettings | None = DEFAULT_RETRY,
         on_error: Reporter | None = None,
         timeout: float = 10.0,
         channel: grpc.Channel | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         channel_options: Sequence[tuple[str, Any]] = (),
-        interceptors: Sequence[_Interceptor] = (),
+        interceptors: Sequence[Interceptor] = (),
         compression: grpc.Compression | None = None,
         allow_insecure: bool = False,
         send: bool = True,
@@ -162,50 +94,34 @@ class Pug:
         strict_catalog: bool = False,
         max_session_users: int = DEFAULT_MAX_USERS,
     ) -> None:
-        env = os.environ
-        api_key = api_key if api_key is not None else (env.get(ENV_API_KEY) or None)
-        endpoint = endpoint if endpoint is not None else (env.get(ENV_ENDPOINT) or None)
-        project_id = project_id if project_id is not None else (env.get(ENV_PROJECT_ID) or None)
-        if api_key is not None or send:
-            check_api_key(api_key or "")
-        if send and channel is None:
-            if endpoint is None:
-                raise ValueError("an endpoint is required (pass endpoint=... or set PUG_ENDPOINT)")
-            # Fail now on a bad endpoint; the channel itself opens on first use (fork-friendly).
-            parse_endpoint(
-                endpoint, allow_insecure=allow_insecure, force_tls=credentials is not None
-            )
-        if on_error is not None and not callable(on_error):
-            raise ValueError("on_error must be callable as on_error(error, events)")
-        for name, value in (("timeout", timeout), ("shutdown_timeout", shutdown_timeout)):
-            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
-        for name, given in (("retry", retry), ("read_retry", read_retry)):
-            if given is not None and not isinstance(given, RetrySettings):
-                raise ValueError(f"{name} must be a RetrySettings, or None to turn retries off")
-        if storage is not None and not isinstance(storage, Storage):
-            raise ValueError("storage must be a pug_grpc.Storage (MemoryStorage, SqliteStorage...)")
-        compression = check_compression(compression)
-        if before_send is not None and not callable(before_send):
-            raise ValueError("before_send must be callable as before_send(event)")
-        if default_properties is not None and not isinstance(default_properties, Mapping):
-            raise ValueError("default_properties must be a mapping")
+        api_key = from_env(api_key, ENV_API_KEY)
+        endpoint = from_env(endpoint, ENV_ENDPOINT)
+        project_id = from_env(project_id, ENV_PROJECT_ID)
+        compression = check_options(
+            api_key=api_key,
+            endpoint=endpoint,
+            send=send,
+            channel=channel,
+            credentials=credentials,
+            allow_insecure=allow_insecure,
+            on_error=on_error,
+            timeout=timeout,
+            shutdown_timeout=shutdown_timeout,
+            retry=retry,
+            read_retry=read_retry,
+            storage=storage,
+            compression=compression,
+            before_send=before_send,
+            default_properties=default_properties,
+        )
         self._sessions = SessionTracker(max_users=max_session_users)
-        if transport not in ("grpc", "connect"):
-            raise ValueError(f'transport must be "grpc" or "connect", not {transport!r}')
-        if transport == "connect" and (channel is not None or credentials is not None):
-            raise ValueError(
-                'transport="connect" takes no grpc channel or credentials '
-                "(pass root_certificates= for a private certificate authority)"
-            )
-        if root_certificates is not None and credentials is None and transport == "grpc":
-            credentials = grpc.ssl_channel_credentials(root_certificates)
-        if is_public_key(api_key):
-            _log.warning(
-                "API key %s is a public (pub_) key, meant for browsers and apps; server code "
-                "should use a private (prv_) key",
-                mask(api_key),
-            )
+        credentials = check_transport(
+            transport,
+            channel=channel,
+            credentials=credentials,
+            root_certificates=root_certificates,
+        )
+        warn_if_public_key(api_key)
         self._api_key = api_key
         self._endpoint = endpoint
         self._project_id = project_id
@@ -223,74 +139,38 @@ class Pug:
             else None
         )
         self._closed = False
-        credentials_interceptor = CredentialsInterceptor(api_key=api_key, project_id=project_id)
-
-        def open_base() -> grpc.Channel:
-            if channel is not None:
-                return channel
-            assert endpoint is not None
-            return open_channel(
-                endpoint,
-                credentials=credentials,
-                channel_options=channel_options,
-                allow_insecure=allow_insecure,
-            )
-
-        def open_connect() -> Any:
-            from pug_grpc._credentials import CredentialHeaders
-            from pug_grpc._rpc.connect import ConnectTransport
-
-            assert endpoint is not None
-            return ConnectTransport(
-                endpoint,
-                credentials=CredentialHeaders(api_key=api_key, project_id=project_id),
-                allow_insecure=allow_insecure,
-                root_certificates=root_certificates,
-                compression=compression,
-            )
-
-        self._connections = holder = _Connections(
-            open_base,
-            (credentials_interceptor, *interceptors),
-            owned=channel is None,
-            open_connect=open_connect if transport == "connect" else None,
+        self._connections = holder = open_connections(
+            endpoint=endpoint,
+            api_key=api_key,
+            project_id=project_id,
+            channel=channel,
+            credentials=credentials,
+            channel_options=channel_options,
+            interceptors=interceptors,
+            allow_insecure=allow_insecure,
+            transport=transport,
+            root_certificates=root_certificates,
+            compression=compression,
+            credentials_interceptor=CredentialsInterceptor(api_key=api_key, project_id=project_id),
         )
-        timeout_s = self._timeout
-        encoded = not interceptors and channel is None
-
         settings = batch if batch is not None else BatchSettings()
-        queue: Storage | None = storage
-        if storage is not None and not isinstance(storage, MemoryStorage | SqliteStorage):
-            # a storage of the user's: what it raises is reported, not fatal
-            queue = GuardedStorage(storage, max_bytes=settings.max_queue_bytes)
-
-        def make_sink() -> Sink:
-            if not send:
-                return NullSink()
-            if transport == "connect":
-                return ConnectSink(
-                    holder.connect(), timeout=timeout_s, workers=settings.max_in_flight
-                )
-            return GrpcSink(
-                holder.channel(), timeout=timeout_s, compression=compression, encoded=encoded
-            )
-
-        tls = self._tls
-        shown = endpoint
-
-        def connection_problem(error: BaseException) -> str | None:
-            """A misconfigured endpoint (HTTP/1.x, TLS mismatch...): retrying cannot help."""
-            found = diagnose(error, tls=tls, endpoint=shown)
-            return None if found is None or found.retryable else found.message
-
+        queue = queue_storage(storage, settings)
         self._engine = engine = Engine(
             batch=settings,
             retry=retry,
             report=safe_reporter(on_error),
-            make_sink=make_sink,
+            make_sink=sink_factory(
+                holder,
+                send=send,
+                transport=transport,
+                timeout=self._timeout,
+                compression=compression,
+                encoded=not interceptors and channel is None,
+                workers=settings.max_in_flight,
+            ),
             make_storage=None if queue is None else (lambda: queue),
             on_closed=holder.close,
-            connection_problem=connection_problem,
+            connection_problem=connection_problem(self._tls, endpoint),
             threaded=not sync_mode,
             on_start=process.engine_started,
             shutdown_timeout=float(shutdown_timeout),
