@@ -27,10 +27,19 @@ _log = logging.getLogger("pug_grpc.process")
 _after_fork_in_child: list[weakref.WeakMethod[Callable[[], None]]] = []
 _warned: set[str] = set()
 _multiprocessing_hooked: set[int] = set()
+_child_hook_registered: list[bool] = []
 
 
 def on_fork_in_child(method: Callable[[], None]) -> None:
-    """Call the bound ``method`` in every forked child while its object lives."""
+    """Call the bound ``method`` in every forked child while its object lives.
+
+    The child's hook is in place from the first client on, not only once a client has started:
+    a fork while another thread is inside the first ``track()`` (holding a client's locks) must
+    still give the child fresh ones.
+    """
+    if not _child_hook_registered:
+        _child_hook_registered.append(True)
+        os.register_at_fork(after_in_child=_after_fork_child)
     _after_fork_in_child[:] = [ref for ref in _after_fork_in_child if ref() is not None]
     _after_fork_in_child.append(weakref.WeakMethod(method))
 
@@ -115,11 +124,7 @@ def engine_started() -> None:
         # gRPC still delivers replies, and gRPC's then finds nothing in flight. gRPC registers
         # its hooks with the first channel of the process, which the client has just opened.
         _fork_hooks_registered.append(True)
-        os.register_at_fork(
-            before=_before_fork,
-            after_in_parent=_after_fork_parent,
-            after_in_child=_after_fork_child,
-        )
+        os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent)
     hook_multiprocessing_exit()
 
 

@@ -195,3 +195,42 @@ def test_two_hundred_forks_while_the_parent_sends_to_a_slow_server(leak_guard: L
     assert per_user["parent"] >= sent
     assert "Other threads are currently calling into gRPC" not in done.stderr
     print(f"fork storm: {line} ({elapsed:.1f} s)")
+
+
+FORK_INSIDE_FIRST_TRACK = """
+import os, signal, threading
+pug = Pug(KEY, ENDPOINT, on_error=on_error, batch=BatchSettings(max_wait=0.01))
+held, release = threading.Event(), threading.Event()
+
+def inside_the_first_track():
+    # Where another thread is during its first track(): the client's locks held, the worker
+    # not started yet (so no fork hook of a started client is in place).
+    with pug._sessions._lock, pug._engine._lock:
+        held.set()
+        release.wait(10)
+
+thread = threading.Thread(target=inside_the_first_track)
+thread.start()
+held.wait(5)
+pid = os.fork()
+if pid == 0:
+    signal.alarm(10)  # a child stuck on a lock of the parent's thread dies here
+    pug.track("child", "fork.child")
+    result = pug.flush(5)
+    os._exit(0 if result.ok and result.accepted == 1 else 3)
+release.set()
+thread.join()
+_, status = os.waitpid(pid, 0)
+pug.track("parent", "fork.parent")
+print("CHILD", os.waitstatus_to_exitcode(status), "PARENT", pug.flush(5).accepted, flush=True)
+pug.close()
+"""
+
+
+def test_a_fork_while_another_thread_is_inside_the_first_track_gives_the_child_free_locks(
+    server: LocalServer, leak_guard: LeakGuard
+) -> None:
+    done, _ = run_python(FORK_INSIDE_FIRST_TRACK, server, timeout=60, guard=leak_guard)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "CHILD 0 PARENT 1" in done.stdout, done.stdout
+    assert {e.kind for e in server.events} == {"fork.child", "fork.parent"}
