@@ -25,6 +25,8 @@ __all__ = ["DEFAULT_MAX_USERS", "SESSION_TIMEOUT_S", "SessionTracker"]
 SESSION_TIMEOUT_S: Final = 30 * 60
 DEFAULT_MAX_USERS: Final = 10_000
 _NS: Final = 1_000_000_000
+_REFRESH_NS: Final = _NS
+"""How long a user's entry goes untouched by its events (see ``session_for``)."""
 
 
 class _Entry:
@@ -65,8 +67,14 @@ class SessionTracker:
     def session_for(self, distinct_id: str, at_ns: int) -> str:
         """The session of an event of ``distinct_id`` at ``at_ns`` (epoch nanoseconds).
 
-        On every ``track()``: about 0.4 µs (one lock, one lookup, one move).
+        On every ``track()``. A user seen within the last :data:`_REFRESH_NS` takes no lock and
+        changes nothing (one lookup): the session clock and the eviction order are refreshed at
+        most once a second per user, so a session ends up to a second late and a user active
+        in the last second can be evicted only if ``max_users`` others arrived in that second.
         """
+        entry = self._users.get(distinct_id)
+        if entry is not None and 0 <= at_ns - entry.last_ns < _REFRESH_NS:
+            return entry.session_id
         lock = self._lock
         lock.acquire()
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -85,11 +86,13 @@ def test_memory_is_bounded_least_recently_seen_users_go_first(
 ) -> None:
     server.reset()
     with Pug(server.private_key, server.endpoint, max_session_users=3) as pug:
+        start = time.time()
         for user in ("a", "b", "c"):
-            pug.track(user, "k")
+            pug.track(user, "k", timestamp=start)
         first_a = pug.session_for("a")
-        pug.track("a", "k")  # a is the most recent now
-        pug.track("d", "k")  # b, the least recently seen, goes
+        # a is the most recent now (an entry is refreshed at most once a second)
+        pug.track("a", "k", timestamp=start + 2)
+        pug.track("d", "k", timestamp=start + 3)  # b, the least recently seen, goes
         assert len(pug._sessions) == 3
         assert pug.session_for("b") is None
         assert pug.session_for("a") == first_a
