@@ -100,6 +100,7 @@ _PATTERNS: tuple[tuple[Cause, tuple[str, ...]], ...] = (
         Cause.HTTP1_ENDPOINT,
         (
             "expected settings frame",  # grpcio reading an HTTP/1.x reply
+            "trying to connect an http1.x server",  # grpcio 1.80, an HTTP/1.x status line
             "missing selected alpn",  # a TLS server that did not offer h2
             "http_1_1_required",
         ),
@@ -142,6 +143,9 @@ _PATTERNS: tuple[tuple[Cause, tuple[str, ...]], ...] = (
             "temporary failure in name resolution",
         ),
     ),
+    # Last: grpcio before 1.85 says only "Failed parsing HTTP/2" for an HTTP/1.x reply (no
+    # frame detail); a TLS port hangs up instead (socket closed), so the bytes were HTTP/1.x.
+    (Cause.HTTP1_ENDPOINT, ("failed parsing http/2",)),
 )
 
 _LOCAL_FAILURE = (
