@@ -90,15 +90,8 @@ class RequestContext:
         session_id: str,
         properties: Mapping[str, Any],
     ) -> RequestContext:
-        values: dict[str, Scalar] = {}
-        for key, text in (
-            ("$url", url),
-            ("$referrer", referrer),
-            ("$locale", locale),
-            ("$pageTitle", page_title),
-        ):
-            if text:
-                values[key] = text
+        texts = {"url": url, "referrer": referrer, "locale": locale, "page_title": page_title}
+        values: dict[str, Scalar] = {key: texts[name] for name, key in _TEXT_KEYS if texts[name]}
         values.update(parse_user_agent(user_agent))
         return cls(
             url=url,
